@@ -1,0 +1,16 @@
+# Two commands matter: `make main` (set up, then run the main job on the embedded data)
+# and `make test` (set up, then run every check CI runs). Everything installs into .venv/.
+SHELL := /bin/bash
+VENV := .venv
+ACT := source $(VENV)/bin/activate &&
+
+.PHONY: setup main test sync-check nbtest pytest
+setup:
+	bash scripts/setup.sh
+
+main: setup
+	$(ACT) bash scripts/main.sh
+
+# Fails if nbdev-export or nbdev-clean would change a tracked file, then runs the notebooks and pytest.
+test: setup
+	$(ACT) bash scripts/test.sh
