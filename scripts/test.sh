@@ -3,15 +3,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONHASHSEED=0
-before=$(git status --porcelain --untracked-files=no)
+state() { { git diff; git status --porcelain -- vessel_nb nbs; } | sha256sum; }
+before=$(state)
 nbdev-export
 nbdev-clean
-after=$(git status --porcelain --untracked-files=no)
+after=$(state)
 if [ "$before" != "$after" ]; then
-  echo "ERROR: nbdev-export / nbdev-clean changed tracked files; the notebooks and the package are out of sync:" >&2
-  diff <(echo "$before") <(echo "$after") >&2 || true
+  echo "ERROR: nbdev-export / nbdev-clean changed files; the notebooks and the package are out of sync:" >&2
+  git status --short -- vessel_nb nbs >&2
   echo "Run 'nbdev-export && nbdev-clean' and commit the result." >&2
   exit 1
 fi
+python scripts/readme.py --check
 nbdev-test --n-workers 2 --timing
 python -m pytest -q -rs tests
