@@ -19,11 +19,13 @@ from fastcore.basics import patch
 from fastcore.imports import IN_NOTEBOOK
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'DataError', 'settings_path', 'site_settings', 'setting',
-           'ann_path', 'load_annotations', 'image_path', 'as_polygons', 'rasterize', 'entry_objects', 'video_id',
-           'patient_id', 'frame_number', 'pseudonym', 'display_name', 'load_splits', 'load_split', 'data_fingerprint',
-           'split_fingerprints', 'DataConfig', 'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name',
-           'chat_segments', 'VesselDataset', 'object_masks', 'write_json', 'write_image']
+__all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES', 'DataError', 'settings_path', 'site_settings',
+           'setting', 'ann_path', 'load_annotations', 'image_path', 'as_polygons', 'rasterize', 'entry_objects',
+           'video_id', 'patient_id', 'frame_number', 'pseudonym', 'display_name', 'load_splits', 'load_split',
+           'data_fingerprint', 'split_fingerprints', 'DataConfig', 'load_image', 'tile_grid', 'internvl_tiles',
+           'sam_image', 'class_name', 'chat_segments', 'VesselDataset', 'object_masks', 'write_json', 'write_image',
+           'entry_mask', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video', 'synth_name', 'synth',
+           'overlay', 'split_groups', 'split_data']
 
 # %% ../nbs/00_dataset.ipynb #cbe2de83
 class DataError(ValueError):
@@ -393,3 +395,144 @@ def write_image(path:str|Path, img:np.ndarray, quality:int=95):
     if not ok: raise DataError(f"{path}: cannot encode an image with this suffix; use .png or .jpg")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     buf.tofile(str(tmp)); os.replace(tmp, path)
+
+# %% ../nbs/00_dataset.ipynb #5fd333ad
+def entry_mask(entry:dict, height:int, width:int) -> np.ndarray:
+    "`uint8 (H, W)` union of every object of an entry: the image's vessel ground truth."
+    return rasterize([p for o in _objects(entry) for p in o], height, width)
+
+# %% ../nbs/00_dataset.ipynb #93f996f5
+FAKE_NAMES = ["Alex Sample", "Bea Synthetic", "Cal Demo", "Dee Example", "Eli Fixture", "Fay Mock", "Gus Dummy",
+              "Hal Testcase", "Ivy Phantom", "Jo Placeholder", "Kit Madeup", "Lou Fictive"]
+
+def _branch(rng, start, angle:float, width:float, length:float, size:int) -> tuple[np.ndarray, np.ndarray]:
+    "Centre line `(M, 2)` and widths `(M,)` of one wandering, tapering branch that stays inside the image."
+    step, pts, ws = max(size / 64, 2.0), [np.asarray(start, float)], [width]
+    for k in range(int(length / step)):
+        angle += rng.normal(0, 0.12)
+        p = pts[-1] + step * np.array([math.cos(angle), math.sin(angle)])
+        w = width * (1 - 0.45 * (k + 1) * step / length)
+        if not (w < p[0] < size - w and w < p[1] < size - w): break
+        pts.append(p); ws.append(w)
+    return np.array(pts), np.array(ws)
+
+# %% ../nbs/00_dataset.ipynb #6807abcc
+def vessel_tree(rng:np.random.Generator, size:int, max_branches:int=8) -> list[tuple[np.ndarray, np.ndarray]]:
+    "Branches `[(centre line, widths), ...]` of one random coronary-like tree."
+    side = rng.integers(4)
+    start = [(rng.uniform(.2, .5)*size, size*.04), (size*.04, rng.uniform(.2, .5)*size),
+             (rng.uniform(.3, .6)*size, size*.04), (size*.04, rng.uniform(.3, .6)*size)][side]
+    angle = [math.pi/2, 0, math.pi/2, 0][side] + rng.normal(0, 0.3)
+    tree = [_branch(rng, start, angle, size * rng.uniform(.022, .03), size * rng.uniform(.8, 1.1), size)]
+    for parent in range(max_branches):
+        if parent >= len(tree) or len(tree) >= max_branches: break
+        pts, ws = tree[parent]
+        for _ in range(rng.integers(2, 4) if parent == 0 else rng.integers(0, 3)):
+            if len(pts) < 6 or len(tree) >= max_branches: break
+            k = rng.integers(2, len(pts) - 3)
+            d = pts[k+1] - pts[k]
+            a = math.atan2(d[1], d[0]) + rng.choice([-1, 1]) * rng.uniform(0.5, 1.1)
+            tree.append(_branch(rng, pts[k], a, ws[k] * rng.uniform(.55, .8), size * rng.uniform(.3, .6), size))
+    return [(p, w) for p, w in tree if len(p) >= 3]
+
+# %% ../nbs/00_dataset.ipynb #35c150a3
+def branch_polygon(pts:np.ndarray, ws:np.ndarray, size:int) -> list[float]:
+    "Flat polygon of a branch: its centre line offset by ±width/2 (rounded to 0.01 px, inside the image)."
+    t = np.gradient(pts, axis=0); t /= np.linalg.norm(t, axis=1, keepdims=True) + 1e-9
+    n = np.stack([-t[:, 1], t[:, 0]], 1) * (ws[:, None] / 2)
+    poly = np.concatenate([pts + n, (pts - n)[::-1]])
+    return np.clip(poly, 0, size).round(2).ravel().tolist()
+
+# %% ../nbs/00_dataset.ipynb #c85498a8
+def _smooth_noise(rng, shape, sigma:float) -> np.ndarray:
+    "Zero-mean, unit-scale smooth random field."
+    x = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), sigma)
+    return x / (x.std() + 1e-6)
+
+def render_frame(rng, mask:np.ndarray, background:np.ndarray, contrast:float) -> np.ndarray:
+    "Grey `uint8` angiogram frame: background × vignetting, darkened by contrast-filled vessels, plus noise."
+    size = mask.shape[0]
+    depth = np.sqrt(np.clip(cv2.distanceTransform(mask, cv2.DIST_L2, 3) / (size * 0.012), 0, 1))  # thicker = darker
+    dark = cv2.GaussianBlur((mask * (0.55 + 0.45 * depth)).astype(np.float32), (0, 0), 0.6) * contrast * 0.5
+    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
+    vignette = 1 - 0.9 * (xx**2 + yy**2)
+    img = background * vignette * (1 - dark) + rng.normal(0, 0.01, mask.shape)
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)  # (S, S)
+
+# %% ../nbs/00_dataset.ipynb #b8d3d224
+def _moved(tree, dx:float, dy:float, rot:float, size:int):
+    "The tree rotated by `rot` about the image centre and shifted by `(dx, dy)`."
+    c, R = size / 2, np.array([[math.cos(rot), -math.sin(rot)], [math.sin(rot), math.cos(rot)]])
+    return [((p - c) @ R.T + c + [dx, dy], w) for p, w in tree]
+
+def synth_video(rng, size:int, frames:int) -> list[tuple[np.ndarray, list]]:
+    "`[(image, polygons), ...]` for the frames of one synthetic video."
+    tree, pad = vessel_tree(rng, size), 8
+    bg = 0.62 + 0.07 * _smooth_noise(rng, (size + 2*pad,)*2, size / 10) + 0.035 * _smooth_noise(rng, (size + 2*pad,)*2, size / 40)
+    shift, out = np.zeros(2), []
+    for f in range(frames):
+        shift = np.clip(shift + rng.normal(0, 1.2, 2), -pad + 1, pad - 1)
+        moved = _moved(tree, *shift, rng.normal(0, 0.01), size)
+        polys = [branch_polygon(p, w, size) for p, w in moved]
+        ox, oy = pad - int(round(shift[0])), pad - int(round(shift[1]))
+        fine = 1 + 0.03 * _smooth_noise(rng, (size, size), 1.0)
+        img = render_frame(rng, rasterize(polys, size, size), bg[oy:oy+size, ox:ox+size] * fine, min(1, 0.55 + 0.2 * f))
+        out.append((img, polys))
+    return out
+
+# %% ../nbs/00_dataset.ipynb #919ab224
+def synth_name(rng, v:int, frame:int) -> str:
+    "A file name in the user's pattern with a fake patient: `{Name}({id})_{series}_{n}_{8-hex}_frame_{6-digit}.png`."
+    r = random.Random(f"{v}")
+    return (f"{FAKE_NAMES[v % len(FAKE_NAMES)]}({r.randrange(10**9, 10**10):010d})_1-{r.randint(1, 5)}_1_"
+            f"{r.randrange(16**8):08X}_frame_{frame:06d}.png")
+
+def synth(out:str|Path, videos:int=8, frames:int=6, size:int=256, seed:int=0, text:str="blood vessel",
+          force:bool=False) -> list[dict]:
+    "Write a synthetic data folder (images + `annotations.json`) and return its entries."
+    out = Path(out)
+    if ann_path(out).exists() and not force: raise DataError(f"{ann_path(out)}: exists; pick an empty folder or pass --force")
+    rng, entries = np.random.default_rng(seed), []
+    for v in range(videos):
+        first, step = int(rng.integers(3, 15)), int(rng.integers(1, 4))
+        for f, (img, polys) in enumerate(synth_video(rng, size, frames)):
+            name = synth_name(rng, v + 100 * seed, first + f * step)
+            write_image(out/name, img)
+            entries.append({"image": name, "mask": polys, "text": [text]})
+    write_json(out/"annotations.json", entries)
+    return entries
+
+# %% ../nbs/00_dataset.ipynb #e61a886d
+def overlay(img:np.ndarray, # uint8 RGB (H, W, 3) or grey (H, W)
+            mask:np.ndarray, # (H, W) in {0, 1}
+            color=(255, 40, 40), alpha:float=0.45) -> np.ndarray:
+    "The image with the mask tinted and outlined: `uint8 (H, W, 3)`."
+    img = np.repeat(img[..., None], 3, 2) if img.ndim == 2 else img
+    out = img.astype(np.float32)
+    out[mask > 0] = (1 - alpha) * out[mask > 0] + alpha * np.asarray(color, np.float32)
+    out = out.round().astype(np.uint8)
+    cs, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    return cv2.drawContours(out, cs, -1, (255, 220, 0), 1)
+
+# %% ../nbs/00_dataset.ipynb #0ffef1b7
+def split_groups(names:list[str], by:str="video") -> dict[str, list[str]]:
+    "`{group: [image names]}`: by video id, or by patient id (when present) with `by='patient'`."
+    groups = defaultdict(list)
+    for n in names: groups[(patient_id(n) or video_id(n)) if by == "patient" else video_id(n)].append(n)
+    return dict(groups)
+
+def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str="video") -> dict:
+    "Assign whole videos to train/val/test, write `splits.json` beside `annotations.json`, return it."
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1): raise DataError(f"--val {val} --test {test}: fractions must be in [0, 1) and sum below 1")
+    names = sorted({e["image"] for e in load_annotations(root) if isinstance(e, dict) and isinstance(e.get("image"), str)})
+    groups = split_groups(names, by)
+    order = sorted(groups); random.Random(seed).shuffle(order)
+    want, have, assign = {"test": test * len(names), "val": val * len(names)}, Counter(), {}
+    for g in order:
+        s = next((s for s in ("test", "val") if have[s] < want[s] - 0.5 * len(groups[g]) or (have[s] == 0 and want[s] >= 1)), "train")
+        assign[g] = s; have[s] += len(groups[g])
+    out = {"seed": seed, "val": val, "test": test, "by": by,
+           "groups": {video_id(n): assign[g] for g, ns in groups.items() for n in ns}}
+    out.update({s: sorted(n for g, ns in groups.items() if assign[g] == s for n in ns) for s in SPLITS})
+    write_json(ann_path(root).parent/"splits.json", out, indent=1)
+    return out
