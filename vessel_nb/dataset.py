@@ -19,13 +19,16 @@ from fastcore.basics import patch
 from fastcore.imports import IN_NOTEBOOK
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES', 'DataError', 'settings_path', 'site_settings',
-           'setting', 'ann_path', 'load_annotations', 'image_path', 'as_polygons', 'rasterize', 'entry_objects',
-           'video_id', 'patient_id', 'frame_number', 'pseudonym', 'display_name', 'load_splits', 'load_split',
-           'data_fingerprint', 'split_fingerprints', 'DataConfig', 'load_image', 'tile_grid', 'internvl_tiles',
-           'sam_image', 'class_name', 'chat_segments', 'VesselDataset', 'object_masks', 'write_json', 'write_image',
-           'entry_mask', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video', 'synth_name', 'synth',
-           'overlay', 'split_groups', 'split_data']
+__all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES', 'PROBLEMS', 'COMMON_SIDES', 'MASK_SUFFIXES',
+           'DataError', 'settings_path', 'site_settings', 'setting', 'ann_path', 'load_annotations', 'image_path',
+           'as_polygons', 'rasterize', 'entry_objects', 'video_id', 'patient_id', 'frame_number', 'pseudonym',
+           'display_name', 'load_splits', 'load_split', 'data_fingerprint', 'split_fingerprints', 'DataConfig',
+           'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments', 'VesselDataset',
+           'object_masks', 'write_json', 'write_image', 'entry_mask', 'vessel_tree', 'branch_polygon', 'render_frame',
+           'synth_video', 'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas',
+           'CheckReport', 'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs',
+           'import_masks', 'import_coco', 'import_labelme', 'stats', 'format_stats', 'sample_view', 'preview',
+           'browser', 'main']
 
 # %% ../nbs/00_dataset.ipynb #cbe2de83
 class DataError(ValueError):
@@ -536,3 +539,496 @@ def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str=
     out.update({s: sorted(n for g, ns in groups.items() if assign[g] == s for n in ns) for s in SPLITS})
     write_json(ann_path(root).parent/"splits.json", out, indent=1)
     return out
+
+# %% ../nbs/00_dataset.ipynb #10d0457d
+PROBLEMS = {  # kind: (severity, what it means, what to do)
+    "bad_entry": ("error", "entry is not {image: str, mask: list, text: list}", "fix the entry's fields (see the format in the README)"),
+    "duplicate_entry": ("error", "image listed in more than one entry", "merge them into one entry (all objects in one `mask` list)"),
+    "missing_image": ("error", "image file not found", "put the file beside annotations.json or in images/, or remove the entry"),
+    "unreadable_image": ("error", "image file cannot be decoded", "re-export the image as PNG or JPEG, or remove the entry"),
+    "unannotated_image": ("warning", "image file with no entry", "annotate it, or move it out of the data folder"),
+    "bad_text": ("error", "`text` is not a non-empty list of non-empty strings", 'give one description per object, e.g. ["blood vessel"]'),
+    "text_mismatch": ("warning", "object and text counts differ (not one text, not one per object)", "give one text for all polygons, or one text per object"),
+    "short_polygon": ("error", "polygon with fewer than 3 points or an odd number of coordinates", "redraw or delete the polygon"),
+    "non_numeric": ("error", "non-numeric coordinate", "coordinates must be JSON numbers; fix the exporter"),
+    "non_finite": ("error", "NaN or infinite coordinate", "redraw the polygon or fix the exporter"),
+    "negative_coordinate": ("error", "coordinate below 0", "clip to 0 or redraw the polygon"),
+    "out_of_bounds": ("error", "coordinate beyond the image", "clip to the image or redraw the polygon"),
+    "recorded_size": ("error", "all polygons fit a larger canvas: annotated at another recorded image size", "run `check DIR --fix-scale OUT` to write a rescaled copy"),
+    "empty_mask": ("error", "object covers no pixel centre (no polygon, or zero area)", "redraw or remove the object; an empty target teaches 'no vessel'"),
+}
+
+@dataclass
+class Problem:
+    "One occurrence of a problem type."
+    kind:str; entry:int|None; image:str|None; detail:str=""
+
+# %% ../nbs/00_dataset.ipynb #ac4e388a
+def _image_sizes(root:Path, names:list[str], decode:bool=False) -> dict:
+    "`{name: (H, W)}`, `'missing'` or `'unreadable'` for every name (header read; full decode with `decode`)."
+    out = {}
+    for n in names:
+        p = image_path(root, n)
+        if not p.is_file(): out[n] = "missing"; continue
+        try:
+            if decode: out[n] = load_image(p).shape[:2]; continue
+            with Image.open(p) as im:
+                w, h = im.size
+                if im.format == "PNG": im.verify()
+            out[n] = (h, w)
+        except Exception: out[n] = "unreadable"
+    return out
+
+# %% ../nbs/00_dataset.ipynb #d04c7ca5
+def _entry_shape(e) -> str|None:
+    "What is wrong with an entry's fields, if anything."
+    if not isinstance(e, dict): return f"entry is a {type(e).__name__}, not an object"
+    miss = [k for k in ("image", "mask", "text") if k not in e]
+    if miss: return f"missing field(s) {', '.join(miss)}"
+    if not isinstance(e["image"], str) or not e["image"]: return "`image` must be a file name"
+    if not isinstance(e["mask"], list): return "`mask` must be a list of objects"
+    if not all(isinstance(o, list) for o in e["mask"]): return "every object in `mask` must be a list (a polygon or a list of polygons)"
+    return None
+
+def _text_problem(e) -> str|None:
+    t = e["text"]
+    if not isinstance(t, list) or not t or not all(isinstance(s, str) and s.strip() for s in t): return f"text = {json.dumps(t)[:60]}"
+    return None
+
+# %% ../nbs/00_dataset.ipynb #3b710f58
+def _polygon_problems(poly, where:str) -> tuple[list[tuple[str, str]], np.ndarray|None]:
+    "Problems of one flat polygon and its `(K, 2)` coordinates when they are usable."
+    if not isinstance(poly, list) or any(isinstance(v, (list, dict)) for v in poly): return [("bad_entry", f"{where} is not a flat list of numbers")], None
+    bad = [v for v in poly if isinstance(v, bool) or not isinstance(v, (int, float))]
+    if bad: return [("non_numeric", f"{where} has {json.dumps(bad[0])[:20]}")], None
+    a = np.asarray(poly, np.float64)
+    if not np.isfinite(a).all(): return [("non_finite", f"{where} has {a[~np.isfinite(a)][0]}")], None
+    if len(a) < 6 or len(a) % 2: return [("short_polygon", f"{where} has {len(a)} coordinates")], None
+    out = [("negative_coordinate", f"{where} has {a.min():g}")] if a.min() < 0 else []
+    return out, a.reshape(-1, 2)
+
+# %% ../nbs/00_dataset.ipynb #a4d62bf9
+COMMON_SIDES = [256, 300, 320, 384, 400, 480, 500, 512, 576, 600, 640, 720, 768, 800, 960, 1000, 1024, 1080,
+                1200, 1280, 1440, 1536, 1600, 1920, 2000, 2048, 2560, 3000, 4096]
+
+def guess_canvas(h:int, w:int, max_x:float, max_y:float) -> tuple[int, int]:
+    "Smallest canvas `(H', W')` with the image's aspect ratio and a common side that holds the coordinates."
+    need = max(max_x, max_y * w / h)
+    cw = next((c for c in COMMON_SIDES if c >= need and c > w), None)
+    if cw is None or cw > 1.25 * need: cw = int(math.ceil(need / 32) * 32)
+    return int(round(cw * h / w)), cw
+
+# %% ../nbs/00_dataset.ipynb #71926547
+def _bounds_problems(ext:dict, sizes:dict) -> tuple[list[Problem], dict]:
+    "Out-of-bounds and recorded-size problems from `{entry: (name, max_x, max_y)}`; `{entry: canvas}` to fix."
+    over = defaultdict(list)
+    for i, (n, mx, my) in ext.items():
+        h, w = sizes[n]
+        if mx > w or my > h: over[(h, w)].append((i, n, mx, my))
+    probs, canvas = [], {}
+    for (h, w), items in over.items():
+        big = [t for t in items if t[2] > w * 1.02 + 1 or t[3] > h * 1.02 + 1]
+        c = guess_canvas(h, w, max(t[2] for t in big), max(t[3] for t in big)) if big else None
+        for i, n, mx, my in items:
+            if c and (i, n, mx, my) in big:
+                canvas[i] = c
+                probs.append(Problem("recorded_size", i, n, f"coordinates up to ({mx:g}, {my:g}) on a {w}×{h} image: a {c[1]}×{c[0]} canvas, scale ×{w/c[1]:.4g}"))
+            else: probs.append(Problem("out_of_bounds", i, n, f"coordinates up to ({mx:g}, {my:g}) on a {w}×{h} image"))
+    return probs, canvas
+
+# %% ../nbs/00_dataset.ipynb #16c4a62b
+def _object_problems(i:int, e:dict, size) -> tuple[list[Problem], tuple|None]:
+    "Polygon and empty-object problems of entry `i`, and its coordinate extent `(max_x, max_y)` when valid."
+    probs, ext, n = [], None, e["image"]
+    for k, obj in enumerate(_objects(e)):
+        good = []
+        if not obj: probs.append(Problem("empty_mask", i, n, f"object {k} has no polygon")); continue
+        for j, poly in enumerate(obj):
+            ps, a = _polygon_problems(poly, f"object {k} polygon {j}")
+            probs += [Problem(kind, i, n, d) for kind, d in ps]
+            if a is not None: good.append(a)
+        if good:
+            mx, my = max(a[:, 0].max() for a in good), max(a[:, 1].max() for a in good)
+            ext = (max(ext[0], mx), max(ext[1], my)) if ext else (mx, my)
+            if isinstance(size, tuple) and not any((c1 > c0).any() for _, c0, c1 in [_intervals([a], *size) for a in good]):
+                probs.append(Problem("empty_mask", i, n, f"object {k}: its polygons cover no pixel centre"))
+    return probs, ext
+
+# %% ../nbs/00_dataset.ipynb #63ca1eec
+@dataclass
+class CheckReport:
+    "What `check` found: entries, image files, problems; `exit_code` 0 clean, 1 problems."
+    root:str; entries:int; images:int; problems:list; strict:bool=False; canvas:dict=field(default_factory=dict)
+
+    def counts(self) -> dict: return dict(Counter(p.kind for p in self.problems))
+    def severity(self, kind:str) -> str: return "error" if self.strict else PROBLEMS[kind][0]
+    def errors(self) -> int: return sum(self.severity(p.kind) == "error" for p in self.problems)
+    @property
+    def exit_code(self) -> int: return 1 if self.errors() else 0
+
+# %% ../nbs/00_dataset.ipynb #87b5f205
+def _image_files(root:Path) -> set[str]:
+    "Image file names in the data folder (beside annotations.json and in images/)."
+    d = ann_path(root).parent
+    return {p.name for sub in (d, d/"images") if sub.is_dir() for p in sub.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")}
+
+def check(root:str|Path, strict:bool=False, decode:bool=False) -> CheckReport:
+    "Validate a data folder; `DataError` only when `annotations.json` itself is unreadable."
+    root, entries = Path(root), load_annotations(root)
+    probs, good, seen = [], [], {}
+    for i, e in enumerate(entries):
+        why = _entry_shape(e)
+        if why: probs.append(Problem("bad_entry", i, e.get("image") if isinstance(e, dict) and isinstance(e.get("image"), str) else None, why)); continue
+        if e["image"] in seen: probs.append(Problem("duplicate_entry", i, e["image"], f"also entry {seen[e['image']]}"))
+        seen.setdefault(e["image"], i); good.append(i)
+    sizes = _image_sizes(root, sorted({entries[i]["image"] for i in good}), decode)
+    ext = {}
+    for i in good:
+        e = entries[i]; n, s = e["image"], sizes[e["image"]]
+        if s in ("missing", "unreadable"): probs.append(Problem(f"{s}_image", i, n))
+        t = _text_problem(e)
+        if t: probs.append(Problem("bad_text", i, n, t))
+        elif len(e["text"]) not in (1, len(e["mask"])): probs.append(Problem("text_mismatch", i, n, f"{len(e['mask'])} objects, {len(e['text'])} texts"))
+        ps, x = _object_problems(i, e, s)
+        probs += ps
+        if not e["mask"]: probs.append(Problem("empty_mask", i, n, "`mask` is empty"))
+        if x and isinstance(s, tuple): ext[i] = (n, *x)
+    bp, canvas = _bounds_problems(ext, sizes)
+    probs += bp + [Problem("unannotated_image", None, n) for n in sorted(_image_files(root) - set(seen))]
+    return CheckReport(str(root), len(entries), len(_image_files(root) | {n for n, s in sizes.items() if s != "missing"}), probs, strict, canvas)
+
+# %% ../nbs/00_dataset.ipynb #d5dba3b4
+def _where(p:Problem, real_names:bool) -> str:
+    return " ".join(x for x in [f"entry {p.entry}" if p.entry is not None else "", f"({display_name(p.image, real_names)})" if p.image else "", p.detail] if x)
+
+def format_report(r:CheckReport, examples:int=3, real_names:bool=False) -> str:
+    "Human summary of a `CheckReport`: counts per problem type, what to do, the first examples."
+    c = r.counts()
+    head = f"check {r.root}: {r.entries} entries, {r.images} images"
+    if not c: return head + " — no problems found"
+    lines = [head + f" — {len(r.problems)} problems ({r.errors()} errors, {len(r.problems) - r.errors()} warnings)"]
+    for kind in [k for k in PROBLEMS if k in c]:
+        lines.append(f"  {r.severity(kind):7} {kind:19} {c[kind]:6}  {PROBLEMS[kind][1]}")
+        lines.append(f"  {'':27}{'':6}  → {PROBLEMS[kind][2]}")
+        lines += [f"  {'':27}{'':6}    e.g. {_where(p, real_names)}" for p in [p for p in r.problems if p.kind == kind][:examples]]
+    return "\n".join(lines)
+
+def report_json(r:CheckReport, real_names:bool=False) -> dict:
+    "Machine-readable `CheckReport` (every occurrence)."
+    return dict(root=r.root, entries=r.entries, images=r.images, exit_code=r.exit_code, counts=r.counts(),
+                problems=[dict(kind=p.kind, severity=r.severity(p.kind), entry=p.entry,
+                               image=display_name(p.image, real_names) if p.image else None, detail=p.detail, fix=PROBLEMS[p.kind][2])
+                          for p in r.problems])
+
+# %% ../nbs/00_dataset.ipynb #995d8cb4
+def _link_or_copy(src:Path, dst:Path):
+    "Hard-link `src` to `dst` (copy when linking is impossible)."
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try: os.link(src, dst)
+    except OSError: shutil.copy2(src, dst)
+
+def _rescaled(entry:dict, sx:float, sy:float) -> dict:
+    "A copy of `entry` with every x scaled by `sx` and y by `sy`."
+    def s(p): return [round(v * (sx if k % 2 == 0 else sy), 3) for k, v in enumerate(p)]
+    return {**entry, "mask": [[s(p) for p in o] if o and isinstance(o[0], list) else s(o) for o in entry["mask"]]}
+
+def fix_scale(root:str|Path, out:str|Path, report:CheckReport|None=None) -> int:
+    "Write a copy of `root` to `out` with the recorded-size entries rescaled; returns how many were rescaled."
+    root, out = Path(root), Path(out)
+    if ann_path(out).exists() or out.resolve() == ann_path(root).parent.resolve(): raise DataError(f"{out}: holds an annotations.json already; pick a new folder (the input is never modified)")
+    report, entries = report or check(root), load_annotations(root)
+    sizes = {i: _image_sizes(root, [entries[i]["image"]])[entries[i]["image"]] for i in report.canvas}
+    fixed = [_rescaled(e, sizes[i][1] / report.canvas[i][1], sizes[i][0] / report.canvas[i][0]) if i in report.canvas else e
+             for i, e in enumerate(entries)]
+    for n in _image_files(root): _link_or_copy(image_path(root, n), out/n)
+    if (ann_path(root).parent/"splits.json").is_file(): shutil.copy2(ann_path(root).parent/"splits.json", out/"splits.json")
+    write_json(ann_path(out), fixed)
+    return len(report.canvas)
+
+# %% ../nbs/00_dataset.ipynb #6672c497
+def _bridge(outer:np.ndarray, hole:np.ndarray) -> np.ndarray:
+    "Splice `hole` into `outer` through a zero-width bridge between their closest vertices."
+    d = ((outer[:, None, :] - hole[None, :, :]) ** 2).sum(-1)   # (M, K)
+    i, j = np.unravel_index(np.argmin(d), d.shape)
+    return np.concatenate([outer[:i+1], hole[j:], hole[:j+1], outer[i:]])
+
+def mask_to_polygons(mask:np.ndarray, # (H, W), nonzero = object
+                     ) -> list[list[float]]:
+    "Flat polygons (one per connected component, holes bridged in) whose union rasterizes back to `mask`."
+    up = cv2.resize((mask > 0).astype(np.uint8), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    cs, hier = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if not cs: return []
+    polys = {k: (c[:, 0, :].astype(np.float64) + 0.5) / 2 for k, c in enumerate(cs)}  # back to image coordinates
+    out = []
+    for k in [k for k in polys if hier[0, k, 3] < 0]:
+        p, child = polys[k], hier[0, k, 2]
+        while child >= 0: p, child = _bridge(p, polys[child]), hier[0, child, 0]
+        out.append(p.round(3).ravel().tolist())
+    return out
+
+# %% ../nbs/00_dataset.ipynb #c31c27ad
+MASK_SUFFIXES = ("_gt", "_mask", "_label", "_seg", "-mask")
+
+def find_mask_pairs(src:str|Path) -> list[tuple[Path, Path]]:
+    "`[(image, mask), ...]` under `src`: `N.ext` + `N{_gt,_mask,...}.ext`, or `images/N` + `masks/N`."
+    src, pairs = Path(src), []
+    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+    names = {p.parent/p.stem: p for p in files}
+    for p in files:
+        if any(p.stem.endswith(s) for s in MASK_SUFFIXES) or "masks" in p.relative_to(src).parts: continue
+        m = next((names[p.parent/(p.stem + s)] for s in MASK_SUFFIXES if p.parent/(p.stem + s) in names), None)
+        if m is None and p.parent.name == "images": m = next(p.parent.parent.joinpath("masks").glob(p.stem + ".*"), None)
+        if m is not None: pairs.append((p, m))
+    return pairs
+
+# %% ../nbs/00_dataset.ipynb #aed32c65
+def _flat_name(src:Path, p:Path) -> str:
+    "A file name unique within the import: the path relative to `src`, joined with `_`."
+    rel = p.relative_to(src).parts
+    return "_".join(x for x in rel if x not in ("images",))
+
+def _new_out(out:Path):
+    "Refuse to import over an existing data folder."
+    if ann_path(out).exists(): raise DataError(f"{ann_path(out)}: exists; import into a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+def import_masks(src:str|Path, out:str|Path, text:str="blood vessel", threshold:int=127) -> dict:
+    "Convert image/mask pairs under `src` into a data folder `out`; returns counts."
+    src, out = Path(src), Path(out)
+    pairs = find_mask_pairs(src)
+    if not pairs: raise DataError(f"{src}: no image/mask pairs found (expected N.png + N_gt.png, or images/ + masks/)")
+    _new_out(out); entries, empty = [], []
+    for img, m in pairs:
+        mk = cv2.imdecode(np.fromfile(str(m), np.uint8), cv2.IMREAD_GRAYSCALE)
+        if mk is None: raise DataError(f"{m}: mask not readable; re-export it as PNG")
+        polys, name = mask_to_polygons(mk > threshold), _flat_name(src, img)
+        if not polys: empty.append(name); continue
+        _link_or_copy(img, out/name)
+        entries.append({"image": name, "mask": polys, "text": [text]})
+    write_json(ann_path(out), entries)
+    return {"entries": len(entries), "empty_masks_skipped": empty}
+
+# %% ../nbs/00_dataset.ipynb #78da4b13
+def _real_size(p:Path) -> tuple[int, int]:
+    "`(H, W)` of an image file."
+    try:
+        with Image.open(p) as im: return im.size[1], im.size[0]
+    except Exception: raise DataError(f"{p}: not a readable image; re-export it or remove it from the source") from None
+
+def _coco_polys(seg, h:int, w:int) -> list[list[float]]:
+    "Polygons of a COCO segmentation (polygon list or RLE)."
+    if isinstance(seg, list): return [list(map(float, p)) for p in seg]
+    from pycocotools import mask as mask_utils
+    rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg.get("counts"), list) else seg
+    return mask_to_polygons(mask_utils.decode(rle))
+
+def _group(objs:list[tuple[str, list]], text:str|None) -> tuple[list, list]:
+    "`(mask, text)` of an entry: everything one object named `text`, or one object per label."
+    if text is not None: return [[p for _, ps in objs for p in ps]], [text]
+    labels = sorted({l for l, _ in objs})
+    return [[p for l2, ps in objs if l2 == l for p in ps] for l in labels], labels
+
+# %% ../nbs/00_dataset.ipynb #6e3254f2
+def import_coco(src:str|Path, out:str|Path, text:str|None="blood vessel", images:str|Path|None=None) -> dict:
+    "Convert a COCO JSON (`src`) to a data folder `out`; `text=None` keeps one object per category."
+    src, out = Path(src), Path(out)
+    try: coco = json.loads(src.read_text())
+    except (OSError, json.JSONDecodeError) as e: raise DataError(f"{src}: not a readable COCO JSON ({e})") from None
+    cats = {c["id"]: c["name"] for c in coco.get("categories", [])}
+    anns = defaultdict(list)
+    for a in coco.get("annotations", []): anns[a["image_id"]].append(a)
+    imdir, entries, rescaled, unannotated = Path(images) if images else src.parent, [], 0, 0
+    _new_out(out)
+    for im in coco.get("images", []):
+        if not anns[im["id"]]: unannotated += 1; continue
+        p = next((q for q in (imdir/im["file_name"], imdir/"images"/im["file_name"]) if q.is_file()), None)
+        if p is None: raise DataError(f"{imdir/im['file_name']}: image of COCO image id {im['id']} not found; pass --images DIR")
+        h, w = _real_size(p); rh, rw = im.get("height", h), im.get("width", w)
+        objs = [(cats.get(a["category_id"], str(a["category_id"])), _coco_polys(a["segmentation"], rh, rw)) for a in anns[im["id"]]]
+        e = dict(zip(("mask", "text"), _group(objs, text)), image=Path(im["file_name"]).name)
+        if (rh, rw) != (h, w): e, rescaled = _rescaled(e, w / rw, h / rh), rescaled + 1
+        _link_or_copy(p, out/e["image"]); entries.append({"image": e["image"], "mask": e["mask"], "text": e["text"]})
+    write_json(ann_path(out), entries)
+    return {"entries": len(entries), "rescaled": rescaled, "images_without_annotations": unannotated}
+
+# %% ../nbs/00_dataset.ipynb #834b05c9
+def _shape_polygon(s:dict) -> list[float]|None:
+    "Flat polygon of a LabelMe shape (polygon, rectangle, circle), or None for shapes without area."
+    pts, kind = np.asarray(s.get("points", []), np.float64).reshape(-1, 2), s.get("shape_type") or "polygon"
+    if kind == "rectangle" and len(pts) == 2: (x0, y0), (x1, y1) = pts; pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    elif kind == "circle" and len(pts) == 2:
+        r, a = np.linalg.norm(pts[1] - pts[0]), np.linspace(0, 2 * np.pi, 33)[:-1]
+        pts = pts[0] + r * np.stack([np.cos(a), np.sin(a)], 1)
+    elif kind != "polygon": return None
+    return pts.ravel().tolist()
+
+def _labelme_image(j:Path, lm:dict, out:Path) -> tuple[Path, str]:
+    "Source image of a LabelMe file (written from `imageData` when only embedded) and its name in `out`."
+    p = j.parent/(lm.get("imagePath") or "")
+    if lm.get("imagePath") and p.is_file(): return p, p.name
+    if lm.get("imageData"):
+        import base64
+        q = out/".embedded"/(j.stem + ".png"); q.parent.mkdir(parents=True, exist_ok=True)
+        q.write_bytes(base64.b64decode(lm["imageData"])); return q, q.name
+    raise DataError(f"{j}: image {lm.get('imagePath')!r} not found and no imageData; put the image beside the JSON")
+
+# %% ../nbs/00_dataset.ipynb #bbd45cf3
+def import_labelme(src:str|Path, out:str|Path, text:str|None="blood vessel") -> dict:
+    "Convert a folder of LabelMe JSON files to a data folder `out`; `text=None` keeps one object per label."
+    src, out = Path(src), Path(out)
+    files = sorted(src.rglob("*.json"))
+    if not files: raise DataError(f"{src}: no LabelMe .json files found")
+    _new_out(out); entries, rescaled, no_area = [], 0, Counter()
+    for j in files:
+        try: lm = json.loads(j.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e: raise DataError(f"{j}: not valid JSON ({e})") from None
+        if not isinstance(lm, dict) or "shapes" not in lm: raise DataError(f"{j}: not a LabelMe file (no `shapes`)")
+        p, name = _labelme_image(j, lm, out)
+        objs = [(s.get("label", "object"), [_shape_polygon(s)]) for s in lm["shapes"]]
+        no_area.update(s.get("shape_type") for s, (_, ps) in zip(lm["shapes"], objs) if ps[0] is None)
+        objs = [o for o in objs if o[1][0] is not None]
+        if not objs: continue
+        e = dict(zip(("mask", "text"), _group(objs, text)), image=name)
+        h, w = _real_size(p); rh, rw = lm.get("imageHeight") or h, lm.get("imageWidth") or w
+        if (rh, rw) != (h, w): e, rescaled = _rescaled(e, w / rw, h / rh), rescaled + 1
+        _link_or_copy(p, out/name); entries.append({"image": name, "mask": e["mask"], "text": e["text"]})
+    shutil.rmtree(out/".embedded", ignore_errors=True)
+    write_json(ann_path(out), entries)
+    return {"entries": len(entries), "rescaled": rescaled, "shapes_without_area": dict(no_area)}
+
+# %% ../nbs/00_dataset.ipynb #509763c7
+def _dist(xs:list) -> dict:
+    "min / median / mean / max of numbers."
+    a = np.asarray(xs, np.float64)
+    return dict(min=float(a.min()), median=float(np.median(a)), mean=round(float(a.mean()), 4), max=float(a.max())) if len(a) else {}
+
+def stats(root:str|Path) -> dict:
+    "Summary statistics of a data folder (run `check` first: bad entries are counted, not measured)."
+    root, entries = Path(root), [e for e in load_annotations(root) if _entry_shape(e) is None]
+    sizes = _image_sizes(root, sorted({e["image"] for e in entries}))
+    ok = [e for e in entries if isinstance(sizes[e["image"]], tuple)]
+    frames = Counter(video_id(e["image"]) for e in entries)
+    frac = [entry_mask(e, *sizes[e["image"]]).mean() for e in ok]
+    out = dict(samples=len(entries), images=len(_image_files(root) | {e["image"] for e in ok}),
+               unannotated_images=len(_image_files(root) - {e["image"] for e in entries}),
+               videos=len(frames), frames_per_video=_dist(list(frames.values())),
+               objects_per_image=dict(sorted(Counter(len(entry_objects(e)) if e["text"] else 0 for e in entries).items())),
+               polygons_per_image=dict(sorted(Counter(sum(len(o) for o in _objects(e)) for e in entries).items())),
+               image_sizes={f"{w}x{h}": n for (h, w), n in Counter(sizes[e["image"]] for e in ok).most_common()},
+               vessel_fraction=_dist(frac), unmeasured=len(entries) - len(ok))
+    if (ann_path(root).parent/"splits.json").is_file(): out["splits"] = {s: len(load_split(root, s)) for s in SPLITS}
+    return out
+
+# %% ../nbs/00_dataset.ipynb #d1941041
+def format_stats(s:dict) -> str:
+    "Human summary of `stats`."
+    f = lambda d: ", ".join(f"{k}: {v:g}" if isinstance(v, float) else f"{k}: {v}" for k, v in d.items())
+    rows = [("samples", s["samples"]), ("images", s["images"]), ("unannotated images", s["unannotated_images"]),
+            ("videos", s["videos"]), ("frames per video", f(s["frames_per_video"])),
+            ("objects per image", f(s["objects_per_image"])), ("polygons per image", f(s["polygons_per_image"])),
+            ("image sizes", f(s["image_sizes"])), ("vessel pixel fraction", f(s["vessel_fraction"]))]
+    rows += [("splits", f(s["splits"]))] if "splits" in s else []
+    rows += [("not measured (missing/unreadable image)", s["unmeasured"])] if s["unmeasured"] else []
+    return "\n".join(f"{k:24} {v}" for k, v in rows)
+
+# %% ../nbs/00_dataset.ipynb #c23c55fa
+def sample_view(root:str|Path, entry:dict, show_overlay:bool=True) -> np.ndarray:
+    "`uint8 (H, 2W, 3)`: the image beside its overlay (or beside itself when `show_overlay` is off)."
+    img = load_image(image_path(root, entry["image"]))
+    m = entry_mask(entry, *img.shape[:2])
+    return np.concatenate([img, overlay(img, m) if show_overlay else img], 1)
+
+def preview(root:str|Path, out:str|Path, n:int=4, seed:int=0, real_names:bool=False) -> list[Path]:
+    "Write `image | overlay` PNGs of `n` samples (seeded choice) to `out`; returns their paths."
+    entries = [e for e in load_annotations(root) if _entry_shape(e) is None]
+    pick = sorted(random.Random(seed).sample(range(len(entries)), min(n, len(entries))))
+    paths = [Path(out)/f"{display_name(entries[i]['image'], real_names)}.png" for i in pick]
+    for i, p in zip(pick, paths): write_image(p, sample_view(root, entries[i]))
+    return paths
+
+# %% ../nbs/00_dataset.ipynb #e5dad5ff
+def _sample_html(i:int, e:dict, img:np.ndarray, real_names:bool) -> str:
+    "One line of HTML about sample `i`."
+    h, w = img.shape[:2]
+    m = entry_mask(e, h, w)
+    objs = entry_objects(e)
+    return (f"<b>{i}</b> {display_name(e['image'], real_names)} — {w}×{h}, {len(objs)} object(s) "
+            f"({', '.join(t for t, _ in objs)}), {sum(len(o) for o in _objects(e))} polygon(s), vessel fraction {m.mean():.3f}")
+
+def browser(root:str|Path|None=None, real_names:bool=False):
+    "An ipywidgets browser of a data folder: slider over samples, overlay toggle, the sample's stats."
+    import ipywidgets as W
+    root = Path(root or setting("paths.data") or "data/sample")
+    entries = [e for e in load_annotations(root) if _entry_shape(e) is None]
+    slider, toggle = W.IntSlider(0, 0, max(len(entries) - 1, 0), description="sample"), W.Checkbox(True, description="overlay")
+    image, info = W.Image(format="png"), W.HTML()
+    def show(*_):
+        e = entries[slider.value]
+        v = sample_view(root, e, toggle.value)
+        image.value = cv2.imencode(".png", cv2.cvtColor(v, cv2.COLOR_RGB2BGR))[1].tobytes()
+        info.value = _sample_html(slider.value, e, v[:, :v.shape[1] // 2], real_names)
+    slider.observe(show, "value"); toggle.observe(show, "value"); show()
+    return W.VBox([W.HBox([slider, toggle]), image, info])
+
+# %% ../nbs/00_dataset.ipynb #1773177d
+def _parser() -> argparse.ArgumentParser:
+    "The `python -m vessel_nb.dataset` argument parser."
+    p = argparse.ArgumentParser(prog="python -m vessel_nb.dataset", description="Check, split, import, synthesize and inspect vessel data folders.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check", help="validate a data folder (exit 0 clean, 1 problems, 2 unreadable)")
+    c.add_argument("dir"); c.add_argument("--strict", action="store_true", help="warnings (text/object count mismatches, unannotated images) are errors")
+    c.add_argument("--json", action="store_true", help="print every problem as JSON")
+    c.add_argument("--fix-scale", metavar="OUT", help="write a copy with recorded-size entries rescaled to OUT")
+    c.add_argument("--decode", action="store_true", help="decode every image fully (slower, catches more corrupt files)")
+    c.add_argument("--examples", type=int, default=3); c.add_argument("--real-names", action="store_true", help="show real file names (they may hold patient names)")
+    s = sub.add_parser("split", help="assign whole videos to train/val/test; writes splits.json")
+    s.add_argument("dir"); s.add_argument("--val", type=float, default=0.2); s.add_argument("--test", type=float, default=0.2)
+    s.add_argument("--seed", type=int, default=0); s.add_argument("--by", choices=["video", "patient"], default="video")
+    i = sub.add_parser("import", help="convert masks / COCO / LabelMe to annotations.json")
+    i.add_argument("fmt", choices=["masks", "coco", "labelme"]); i.add_argument("src"); i.add_argument("out")
+    i.add_argument("--text", default="blood vessel", help="the one description of every image's object")
+    i.add_argument("--by-label", action="store_true", help="coco/labelme: one object per category/label, named by it")
+    i.add_argument("--images", help="coco: the image folder (default: beside the JSON)")
+    y = sub.add_parser("synth", help="draw a synthetic data folder")
+    y.add_argument("out"); y.add_argument("--videos", type=int, default=8); y.add_argument("--frames", type=int, default=6)
+    y.add_argument("--size", type=int, default=256); y.add_argument("--seed", type=int, default=0); y.add_argument("--force", action="store_true")
+    t = sub.add_parser("stats", help="summary statistics"); t.add_argument("dir"); t.add_argument("--json", action="store_true")
+    v = sub.add_parser("preview", help="image | overlay PNGs"); v.add_argument("dir"); v.add_argument("out")
+    v.add_argument("-n", type=int, default=4); v.add_argument("--seed", type=int, default=0); v.add_argument("--real-names", action="store_true")
+    return p
+
+# %% ../nbs/00_dataset.ipynb #dcaba46a
+def _cmd_check(a) -> int:
+    r = check(a.dir, a.strict, a.decode)
+    print(json.dumps(report_json(r, a.real_names), indent=1) if a.json else format_report(r, a.examples, a.real_names))
+    if a.fix_scale:
+        n = fix_scale(a.dir, a.fix_scale, r)
+        print(f"wrote {a.fix_scale}: {n} entries rescaled; other problems are not fixed: run check on it", file=sys.stderr if a.json else sys.stdout)
+    return r.exit_code
+
+def _cmd_import(a) -> int:
+    if a.fmt == "masks": res = import_masks(a.src, a.out, a.text)
+    elif a.fmt == "coco": res = import_coco(a.src, a.out, None if a.by_label else a.text, a.images)
+    else: res = import_labelme(a.src, a.out, None if a.by_label else a.text)
+    print(f"imported {res['entries']} entries into {a.out}; " + ", ".join(f"{k}: {v}" for k, v in res.items() if k != "entries"))
+    return 0
+
+# %% ../nbs/00_dataset.ipynb #13ac11de
+def main(argv:list[str]|None=None) -> int:
+    "Run one `python -m vessel_nb.dataset` command; returns the exit code."
+    a = _parser().parse_args(argv)
+    try:
+        if a.cmd == "check": return _cmd_check(a)
+        if a.cmd == "import": return _cmd_import(a)
+        if a.cmd == "split":
+            sp = split_data(a.dir, a.val, a.test, a.seed, a.by)
+            print(f"wrote {ann_path(a.dir).parent/'splits.json'}: " + ", ".join(f"{s} {len(sp[s])} images" for s in SPLITS))
+        if a.cmd == "synth": print(f"wrote {len(synth(a.out, a.videos, a.frames, a.size, a.seed, force=a.force))} frames to {a.out}")
+        if a.cmd == "stats": s = stats(a.dir); print(json.dumps(s, indent=1) if a.json else format_stats(s))
+        if a.cmd == "preview": print(f"wrote {len(preview(a.dir, a.out, a.n, a.seed, a.real_names))} previews to {a.out}")
+        return 0
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr); return 2
+
+# %% ../nbs/00_dataset.ipynb #f7804b94
+if __name__ == "__main__" and not IN_NOTEBOOK: sys.exit(main())
