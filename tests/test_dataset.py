@@ -88,7 +88,7 @@ def test_dataset_bad_entry_is_a_clear_error(tmp_path):
     ann = json.loads((tmp_path/"annotations.json").read_text())
     ann[0]["mask"] = [[], [1, 2, 3, 4, 5, 6]]; ann[0]["text"] = ["a", "b"]
     D.write_json(tmp_path/"annotations.json", ann)
-    with pytest.raises(D.DataError, match="has no polygon"):
+    with pytest.raises(D.DataError, match="empty_mask: entry 0"):
         D.VesselDataset(tmp_path, "all", SMALL)
 
 

@@ -23,12 +23,12 @@ __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES',
            'DataError', 'settings_path', 'site_settings', 'setting', 'ann_path', 'load_annotations', 'image_path',
            'as_polygons', 'rasterize', 'entry_objects', 'video_id', 'patient_id', 'frame_number', 'pseudonym',
            'display_name', 'load_splits', 'load_split', 'data_fingerprint', 'split_fingerprints', 'DataConfig',
-           'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments', 'VesselDataset',
-           'object_masks', 'write_json', 'write_image', 'entry_mask', 'vessel_tree', 'branch_polygon', 'render_frame',
-           'synth_video', 'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas',
-           'CheckReport', 'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs',
-           'import_masks', 'import_coco', 'import_labelme', 'stats', 'format_stats', 'sample_view', 'preview',
-           'browser', 'main']
+           'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments', 'write_json',
+           'write_image', 'entry_mask', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video', 'synth_name',
+           'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas', 'CheckReport', 'check',
+           'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs', 'import_masks',
+           'import_coco', 'import_labelme', 'stats', 'format_stats', 'sample_view', 'preview', 'browser',
+           'VesselDataset', 'object_masks', 'main']
 
 # %% ../nbs/00_dataset.ipynb #cbe2de83
 class DataError(ValueError):
@@ -344,44 +344,6 @@ def chat_segments(texts:list[str], # one description per object
         out.append((cfg.chat_answer.format(answer=rng.choice(cfg.answers)), True))
     return out
 
-# %% ../nbs/00_dataset.ipynb #b7f00600
-class VesselDataset(torch.utils.data.Dataset):
-    "Training samples of one split: InternVL tiles, SAM2 image, target masks and the chat text."
-    def __init__(self, root:str|Path|None=None, # data folder (default: site setting `paths.data`)
-                 split:str="train", # `train`, `val`, `test` or `all`
-                 cfg:DataConfig=DataConfig(), repeats:float=1, seed:int=0,
-                 strict:bool=False): # text/object count mismatches raise
-        self.root = Path(root or setting("paths.data") or "data/sample")
-        self.cfg, self.repeats, self.seed = cfg, repeats, seed
-        names = set(load_split(self.root, split))
-        self.entries = [e for e in load_annotations(self.root) if isinstance(e, dict) and e.get("image") in names]
-        if not self.entries: raise DataError(f"{self.root}: split {split!r} has no annotated images; run `split` or pick another split")
-        self.objects = [entry_objects(e, strict) for e in self.entries]
-        for e, objs in zip(self.entries, self.objects):
-            if any(not p for _, p in objs): raise DataError(f"{e['image']}: an object has no polygon; run `python -m vessel_nb.dataset check {self.root}`")
-
-    def __len__(self): return int(round(len(self.entries) * self.repeats))
-
-# %% ../nbs/00_dataset.ipynb #ca6ddd24
-def object_masks(objects:list, height:int, width:int, size:int) -> np.ndarray:
-    "Float32 target masks `(N, size, size)` in {0, 1}: each object rasterized straight at `size × size`."
-    return np.stack([rasterize(p, size, size, scale=(size/width, size/height)) for _, p in objects]).astype(np.float32)  # (N, s, s)
-
-@patch
-def __getitem__(self:VesselDataset, i:int) -> dict:
-    "Sample `i`: `pixel_values`, `sam_image`, `masks`, `segments`, `image`, `video` (pseudonym), `size`."
-    if not -len(self) <= i < len(self): raise IndexError(i)
-    k = (i % len(self)) % len(self.entries)
-    e, objs = self.entries[k], self.objects[k]
-    img = load_image(image_path(self.root, e["image"]))
-    h, w = img.shape[:2]
-    rng = random.Random(f"{self.seed}-{i % len(self)}")
-    return dict(pixel_values=torch.from_numpy(internvl_tiles(img, self.cfg)),   # (T, 3, t, t)
-                sam_image=torch.from_numpy(sam_image(img, self.cfg)),           # (3, S, S)
-                masks=torch.from_numpy(object_masks(objs, h, w, self.cfg.mask_size)),  # (N, m, m)
-                segments=chat_segments([t for t, _ in objs], self.cfg, rng),
-                image=e["image"], video=pseudonym(e["image"]), size=(h, w))
-
 # %% ../nbs/00_dataset.ipynb #35ecb1cd
 def write_json(path:str|Path, obj, indent:int|None=None):
     "Write JSON atomically (temporary name, then rename): never a half-written file."
@@ -638,20 +600,23 @@ def _bounds_problems(ext:dict, sizes:dict) -> tuple[list[Problem], dict]:
 
 # %% ../nbs/00_dataset.ipynb #16c4a62b
 def _object_problems(i:int, e:dict, size) -> tuple[list[Problem], tuple|None]:
-    "Polygon and empty-object problems of entry `i`, and its coordinate extent `(max_x, max_y)` when valid."
-    probs, ext, n = [], None, e["image"]
+    "Polygon and empty-object problems of entry `i` (objects as the object policy forms them), and its extent."
+    probs, ext, n, covers = [], None, e["image"], []
     for k, obj in enumerate(_objects(e)):
+        if not obj: probs.append(Problem("empty_mask", i, n, f"mask item {k} has no polygon"))
         good = []
-        if not obj: probs.append(Problem("empty_mask", i, n, f"object {k} has no polygon")); continue
         for j, poly in enumerate(obj):
-            ps, a = _polygon_problems(poly, f"object {k} polygon {j}")
+            ps, a = _polygon_problems(poly, f"mask item {k} polygon {j}")
             probs += [Problem(kind, i, n, d) for kind, d in ps]
             if a is not None: good.append(a)
+        covers.append(isinstance(size, tuple) and any((c1 > c0).any() for _, c0, c1 in [_intervals([a], *size) for a in good]))
         if good:
             mx, my = max(a[:, 0].max() for a in good), max(a[:, 1].max() for a in good)
             ext = (max(ext[0], mx), max(ext[1], my)) if ext else (mx, my)
-            if isinstance(size, tuple) and not any((c1 > c0).any() for _, c0, c1 in [_intervals([a], *size) for a in good]):
-                probs.append(Problem("empty_mask", i, n, f"object {k}: its polygons cover no pixel centre"))
+    if isinstance(size, tuple) and ext:
+        one = isinstance(e["text"], list) and len(e["text"]) == 1
+        groups = [("the object (all its polygons)", covers)] if one else [(f"object {k}", [c]) for k, c in enumerate(covers)]
+        probs += [Problem("empty_mask", i, n, f"{what} covers no pixel centre") for what, cs in groups if cs and not any(cs)]
     return probs, ext
 
 # %% ../nbs/00_dataset.ipynb #63ca1eec
@@ -678,7 +643,8 @@ def check(root:str|Path, strict:bool=False, decode:bool=False) -> CheckReport:
     probs, good, seen = [], [], {}
     for i, e in enumerate(entries):
         why = _entry_shape(e)
-        if why: probs.append(Problem("bad_entry", i, e.get("image") if isinstance(e, dict) and isinstance(e.get("image"), str) else None, why)); continue
+        name = e.get("image") if isinstance(e, dict) and isinstance(e.get("image"), str) else None
+        if why: probs.append(Problem("bad_entry", i, name, why)); seen.setdefault(name, i); continue
         if e["image"] in seen: probs.append(Problem("duplicate_entry", i, e["image"], f"also entry {seen[e['image']]}"))
         seen.setdefault(e["image"], i); good.append(i)
     sizes = _image_sizes(root, sorted({entries[i]["image"] for i in good}), decode)
@@ -969,6 +935,50 @@ def browser(root:str|Path|None=None, real_names:bool=False):
         info.value = _sample_html(slider.value, e, v[:, :v.shape[1] // 2], real_names)
     slider.observe(show, "value"); toggle.observe(show, "value"); show()
     return W.VBox([W.HBox([slider, toggle]), image, info])
+
+# %% ../nbs/00_dataset.ipynb #b7f00600
+class VesselDataset(torch.utils.data.Dataset):
+    "Training samples of one split: InternVL tiles, SAM2 image, target masks and the chat text."
+    def __init__(self, root:str|Path|None=None, # data folder (default: site setting `paths.data`)
+                 split:str="train", # `train`, `val`, `test` or `all`
+                 cfg:DataConfig=DataConfig(), repeats:float=1, seed:int=0,
+                 strict:bool=False): # text/object count mismatches raise
+        self.root = Path(root or setting("paths.data") or "data/sample")
+        self.cfg, self.repeats, self.seed = cfg, repeats, seed
+        names = set(load_split(self.root, split))
+        self.entries = [e for e in load_annotations(self.root) if isinstance(e, dict) and e.get("image") in names]
+        if not self.entries: raise DataError(f"{self.root}: split {split!r} has no annotated images; run `split` or pick another split")
+        self._validate(names, strict)
+        self.objects = [entry_objects(e, strict) for e in self.entries]
+
+    def _validate(self, names:set, strict:bool):
+        "Refuse to train on entries that `check` finds errors in."
+        r = check(self.root, strict)
+        bad = [p for p in r.problems if r.severity(p.kind) == "error" and (p.image in names or p.image is None and p.entry is not None)]
+        if bad: raise DataError(f"{self.root}: {len(bad)} problem(s) in this split, e.g. " + "; ".join(f"{p.kind}: {_where(p, False)}" for p in bad[:3])
+                                + f". Run `python -m vessel_nb.dataset check {self.root}`")
+
+    def __len__(self): return int(round(len(self.entries) * self.repeats))
+
+# %% ../nbs/00_dataset.ipynb #ca6ddd24
+def object_masks(objects:list, height:int, width:int, size:int) -> np.ndarray:
+    "Float32 target masks `(N, size, size)` in {0, 1}: each object rasterized straight at `size × size`."
+    return np.stack([rasterize(p, size, size, scale=(size/width, size/height)) for _, p in objects]).astype(np.float32)  # (N, s, s)
+
+@patch
+def __getitem__(self:VesselDataset, i:int) -> dict:
+    "Sample `i`: `pixel_values`, `sam_image`, `masks`, `segments`, `image`, `video` (pseudonym), `size`."
+    if not -len(self) <= i < len(self): raise IndexError(i)
+    k = (i % len(self)) % len(self.entries)
+    e, objs = self.entries[k], self.objects[k]
+    img = load_image(image_path(self.root, e["image"]))
+    h, w = img.shape[:2]
+    rng = random.Random(f"{self.seed}-{i % len(self)}")
+    return dict(pixel_values=torch.from_numpy(internvl_tiles(img, self.cfg)),   # (T, 3, t, t)
+                sam_image=torch.from_numpy(sam_image(img, self.cfg)),           # (3, S, S)
+                masks=torch.from_numpy(object_masks(objs, h, w, self.cfg.mask_size)),  # (N, m, m)
+                segments=chat_segments([t for t, _ in objs], self.cfg, rng),
+                image=e["image"], video=pseudonym(e["image"]), size=(h, w))
 
 # %% ../nbs/00_dataset.ipynb #1773177d
 def _parser() -> argparse.ArgumentParser:

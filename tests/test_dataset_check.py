@@ -1,0 +1,78 @@
+"Bad input: every problem type of `check` has a fixture under tests/fixtures/data and a test of its message."
+import hashlib, json, subprocess, sys
+from pathlib import Path
+import pytest
+from vessel_nb import dataset as D
+
+FIX = Path(__file__).resolve().parent/"fixtures"/"data"
+KINDS = sorted(D.PROBLEMS)
+
+
+def test_every_problem_type_has_a_fixture():
+    assert sorted(p.name for p in FIX.iterdir() if p.is_dir() and p.name in D.PROBLEMS) == KINDS
+
+
+def _digest(d):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_check_finds_and_explains(kind, capsys):
+    d = FIX/kind
+    before = _digest(d)
+    r = D.check(d)
+    assert r.counts() == json.loads((d/"expected.json").read_text())
+    code = D.main(["check", str(d)])
+    out = capsys.readouterr().out
+    sev = D.PROBLEMS[kind][0]
+    assert code == (1 if sev == "error" else 0)
+    assert kind in out and D.PROBLEMS[kind][2] in out            # the type and what to do
+    p = r.problems[0]
+    if p.entry is not None: assert f"entry {p.entry}" in out     # where
+    assert "video-" in out and "Fake Person" not in out          # pseudonymized file name
+    assert D.main(["check", str(d), "--strict"]) == 1            # warnings are errors with --strict
+    assert _digest(d) == before                                  # input never modified
+
+
+@pytest.mark.parametrize("name", ["unreadable_annotations", "not_a_list"])
+def test_unreadable_input_exits_2_without_traceback(name):
+    r = subprocess.run([sys.executable, "-m", "vessel_nb.dataset", "check", str(FIX/name)], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+    assert "annotations.json" in r.stderr
+
+
+def test_real_names_only_on_request(capsys):
+    D.main(["check", str(FIX/"missing_image"), "--real-names"])
+    assert "Fake Person(0000000001)" in capsys.readouterr().out
+
+
+def test_json_report_lists_every_problem(capsys):
+    assert D.main(["check", str(FIX/"recorded_size"), "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["counts"] == {"recorded_size": 1} and rep["exit_code"] == 1
+    assert rep["problems"][0]["entry"] == 1 and "fix-scale" in rep["problems"][0]["fix"]
+
+
+def test_fix_scale_writes_a_clean_copy(tmp_path, capsys):
+    src = FIX/"recorded_size"; before = _digest(src)
+    assert D.main(["check", str(src), "--fix-scale", str(tmp_path/"fixed")]) == 1
+    assert _digest(src) == before
+    assert D.check(tmp_path/"fixed").counts() == {}
+    e = D.load_annotations(tmp_path/"fixed")[1]
+    assert max(e["mask"][0][0::2]) <= 16 and max(e["mask"][0][1::2]) <= 16
+    assert D.main(["check", str(src), "--fix-scale", str(tmp_path/"fixed")]) == 2   # never overwrites
+
+
+def test_data_problems_in_the_dataset_are_messages(tmp_path):
+    for kind in ["bad_text", "text_mismatch"]:
+        with pytest.raises(D.DataError, match="text"):
+            D.VesselDataset(FIX/kind, "all", strict=True)
+
+
+def test_recorded_size_800_on_512():
+    "The user's case: many 512×512 frames annotated in an 800×800 space."
+    import numpy as np
+    rng = np.random.default_rng(0)
+    ext = {i: (f"v_frame_{i:06d}.png", float(rng.uniform(600, 799)), float(rng.uniform(300, 799))) for i in range(20)}
+    probs, canvas = D._bounds_problems(ext, {n: (512, 512) for n, _, _ in ext.values()})
+    assert {p.kind for p in probs} == {"recorded_size"} and set(canvas.values()) == {(800, 800)}

@@ -1,0 +1,86 @@
+"The dataset pipeline end to end: synth → check → split → stats → preview via the CLI; import fidelity on public data."
+import json, subprocess, sys
+from pathlib import Path
+import cv2, numpy as np
+import pytest
+from vessel_nb import dataset as D
+
+ROOT = Path(__file__).resolve().parent.parent
+CIMAT = ROOT.parent/"shared"/"data"/"cimat_angios_80"
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "vessel_nb.dataset", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_pipeline_on_synthetic_data(tmp_path):
+    d = tmp_path/"syn"
+    r = cli("synth", d, "--videos", 6, "--frames", 3, "--size", 64, "--seed", 4); assert r.returncode == 0, r.stderr
+    r = cli("check", d); assert r.returncode == 0 and "no problems" in r.stdout, r.stdout + r.stderr
+    r = cli("split", d, "--val", 0.2, "--test", 0.2, "--seed", 1); assert r.returncode == 0, r.stderr
+    r = cli("stats", d, "--json"); assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert (s["samples"], s["videos"], s["splits"]["train"] + s["splits"]["val"] + s["splits"]["test"]) == (18, 6, 18)
+    r = cli("preview", d, tmp_path/"prev", "-n", 3); assert r.returncode == 0, r.stderr
+    pngs = sorted((tmp_path/"prev").glob("*.png"))
+    assert len(pngs) == 3 and all(p.name.startswith("video-") for p in pngs)
+    assert cv2.imread(str(pngs[0])).shape == (64, 128, 3)
+    assert cli("synth", d).returncode == 2   # never overwrites a data folder
+
+
+def _names(n_patients=5, videos=3, frames=4):
+    return [f"P{p}({p:010d})_1-{v}_1_{p*16+v:08X}_frame_{f:06d}.png" for p in range(n_patients) for v in range(videos) for f in range(frames)] + \
+           [f"{k}.png" for k in range(7)]   # images without a video id: each its own group
+
+
+@pytest.mark.parametrize("by", ["video", "patient"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_group_crosses_splits(tmp_path, by, seed):
+    names = _names()
+    D.write_json(tmp_path/"annotations.json", [{"image": n, "mask": [[0, 0, 1, 0, 1, 1]], "text": ["v"]} for n in names])
+    sp = D.split_data(tmp_path, val=0.2, test=0.2, seed=seed, by=by)
+    assert sorted(sp["train"] + sp["val"] + sp["test"]) == sorted(names)
+    key = (lambda n: D.patient_id(n) or D.video_id(n)) if by == "patient" else D.video_id
+    owner = {}
+    for s in D.SPLITS:
+        for n in sp[s]: assert owner.setdefault(key(n), s) == s, f"{key(n)} in {owner[key(n)]} and {s}"
+    assert all(sp[s] for s in D.SPLITS)
+    assert json.loads((tmp_path/"splits.json").read_text()) == sp
+    assert D.split_data(tmp_path, val=0.2, test=0.2, seed=seed, by=by) == sp   # deterministic
+
+
+def test_sample_data_is_clean_and_split_by_video():
+    d = ROOT/"data"/"sample"
+    assert D.check(d).counts() == {}
+    sp = D.load_splits(d)
+    vids = {s: {D.video_id(n) for n in sp[s]} for s in D.SPLITS}
+    assert not (vids["train"] & vids["val"] or vids["train"] & vids["test"] or vids["val"] & vids["test"])
+    assert sum(p.stat().st_size for p in d.iterdir()) < 3_000_000
+
+
+def test_import_labelme_rescales_recorded_size(tmp_path):
+    src = tmp_path/"lm"; src.mkdir()
+    cv2.imwrite(str(src/"f.png"), np.zeros((512, 512), np.uint8))
+    (src/"f.json").write_text(json.dumps({"imagePath": "f.png", "imageWidth": 800, "imageHeight": 800,
+        "shapes": [{"label": "dongmai", "points": [[100, 100], [700, 100], [700, 750]], "shape_type": "polygon"}]}))
+    r = cli("import", "labelme", src, tmp_path/"out"); assert r.returncode == 0, r.stderr
+    assert "rescaled: 1" in r.stdout
+    assert D.load_annotations(tmp_path/"out")[0]["mask"][0][0] == [64, 64, 448, 64, 448, 480]
+    assert cli("check", tmp_path/"out").returncode == 0
+
+
+def _dice(a, b): return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+def test_import_masks_fidelity_cimat(tmp_path):
+    if not CIMAT.is_dir(): pytest.skip(f"{CIMAT} not found: public test data is optional")
+    r = cli("import", "masks", CIMAT, tmp_path/"cimat"); assert r.returncode == 0, r.stderr
+    entries = D.load_annotations(tmp_path/"cimat")
+    assert len(entries) == 80
+    dice = []
+    for e in entries:
+        sub, n = e["image"].rsplit("_", 1)
+        gt = cv2.imread(str(CIMAT/sub/n.replace(".png", "_gt.png")), cv2.IMREAD_GRAYSCALE) > 127
+        dice.append(_dice(D.entry_mask(e, *gt.shape).astype(bool), gt))
+    assert min(dice) >= 0.98, min(dice)
+    assert cli("check", tmp_path/"cimat").returncode == 0
