@@ -76,3 +76,12 @@ def test_recorded_size_800_on_512():
     ext = {i: (f"v_frame_{i:06d}.png", float(rng.uniform(600, 799)), float(rng.uniform(300, 799))) for i in range(20)}
     probs, canvas = D._bounds_problems(ext, {n: (512, 512) for n, _, _ in ext.values()})
     assert {p.kind for p in probs} == {"recorded_size"} and set(canvas.values()) == {(800, 800)}
+
+
+def test_truncated_image_is_unreadable(tmp_path):
+    import shutil
+    src = FIX/"unreadable_image"
+    for p in src.iterdir(): shutil.copy(p, tmp_path/p.name)
+    good = next(p for p in tmp_path.glob("*.png") if p.stat().st_size > 60)
+    good.write_bytes(good.read_bytes()[:-20])   # cut the end: header still readable
+    assert D.check(tmp_path).counts() == {"unreadable_image": 2}

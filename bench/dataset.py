@@ -1,0 +1,73 @@
+"""Benchmark of the dataset module (not a timed test): `python bench/dataset.py [--n 200] [--entries 10000]`.
+
+Prints a table: samples/s of rasterize + preprocess of 512² frames on one core (target ≥ 200), and the wall time
+of `check` on 10,000 entries (target ≤ 10 s). It generates its own synthetic frames in a temporary folder.
+"""
+import argparse, os, tempfile, time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import cv2, numpy as np, torch
+from vessel_nb import dataset as D
+
+cv2.setNumThreads(1); torch.set_num_threads(1)
+
+
+def timed(fn, n):
+    "`(calls/s by wall clock, calls/s by this process's CPU time)` of `fn(i)` over `n` calls, after a warm-up call."
+    fn(0); t, c = time.perf_counter(), time.process_time()
+    for i in range(n): fn(i)
+    return n / (time.perf_counter() - t), n / (time.process_time() - c)
+
+
+def frames(d, n_videos=4, frames=5, size=512):
+    "A synthetic data folder of 512² frames, split so every frame is in `train`."
+    D.synth(d, videos=n_videos, frames=frames, size=size, seed=0)
+    D.split_data(d, val=0, test=0, seed=0)
+    return d
+
+
+def preprocess_rows(d, n, cfg):
+    "samples/s of each stage and of the whole `VesselDataset.__getitem__`."
+    ds = D.VesselDataset(d, "train", cfg)
+    ents = ds.entries; imgs = [D.load_image(D.image_path(d, e["image"]), grey=True) for e in ents]   # as the dataset reads them
+    k = len(ents)
+    return [
+        ("rasterize all objects at 512² (union)", timed(lambda i: D.entry_mask(ents[i % k], 512, 512), n)),
+        ("rasterize targets at mask_size", timed(lambda i: D.object_masks(ds.objects[i % k], 512, 512, cfg.mask_size), n)),
+        ("InternVL tiles (448, 1 tile for 512²)", timed(lambda i: D.internvl_tiles(imgs[i % k], cfg), n)),
+        ("SAM2 image (1024², ImageNet norm)", timed(lambda i: D.sam_image(imgs[i % k], cfg), n)),
+        ("rasterize + preprocess (decoded image)", timed(lambda i: (D.object_masks(ds.objects[i % k], 512, 512, cfg.mask_size),
+                                                                   D.internvl_tiles(imgs[i % k], cfg), D.sam_image(imgs[i % k], cfg)), n)),
+        ("VesselDataset[i] incl. PNG decode + chat", timed(lambda i: ds[i % len(ds)], n)),
+    ]
+
+
+def check_time(d, entries):
+    "Seconds of `check` on a folder of `entries` entries (hard links of a few 512² frames)."
+    src = D.load_annotations(d); big = Path(d)/"big"; big.mkdir()
+    ann = []
+    for i in range(entries):
+        e = src[i % len(src)]; name = f"Bench Person({i // 20:010d})_1-1_1_{i // 20:08X}_frame_{i % 20:06d}.png"
+        os.link(D.image_path(d, e["image"]), big/name); ann.append({**e, "image": name})
+    D.write_json(big/"annotations.json", ann)
+    t, c = time.perf_counter(), time.process_time(); r = D.check(big); dt, dc = time.perf_counter() - t, time.process_time() - c
+    assert r.counts() == {}, r.counts()
+    return dt, dc, sum(len(o) for e in ann for o in D._objects(e)), sum(len(p) for e in ann for o in D._objects(e) for p in o)
+
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument("--n", type=int, default=200); ap.add_argument("--entries", type=int, default=10_000)
+    a = ap.parse_args()
+    cfg = D.DataConfig()   # the real Sa2VA sizes: 448 tiles, SAM2 1024², masks 256²
+    with tempfile.TemporaryDirectory() as d:
+        rows = preprocess_rows(frames(d), a.n, cfg)
+        dt, dc, npoly, ncoord = check_time(d, a.entries)
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; MALLOC_TRIM_THRESHOLD_={os.environ.get('MALLOC_TRIM_THRESHOLD_', 'default')}")
+    print(f"| stage (512² frames, 1 core, {a.n} samples) | samples/s (wall) | samples/s (CPU time) | target |\n|---|---:|---:|---:|")
+    for name, (w, c) in rows: print(f"| {name} | {w:,.0f} | {c:,.0f} | {'≥ 200' if name.startswith('rasterize + preprocess') else ''} |")
+    print(f"\n| `check` on {a.entries:,} entries ({npoly:,} polygons, {ncoord/1e6:.1f} M coordinates, 512² PNGs) | wall | CPU time | target |\n|---|---:|---:|---:|")
+    print(f"| seconds | {dt:.2f} s | {dc:.2f} s | ≤ 10 s |")
+
+
+if __name__ == "__main__": main()
