@@ -131,7 +131,8 @@ def as_polygons(obj) -> list[np.ndarray]:
 def _intervals(polys:list[np.ndarray], height:int, width:int):
     "Covered `(polygon, row, c0, c1)` intervals of polygons (even-odd within each polygon)."
     pid, rows, cols = _crossings(polys, height, width)
-    o = np.lexsort((cols, rows, pid))    # each polygon has an even number of crossings per row: pair them up
+    o = np.argsort((pid * (height + 1) + rows) * (width + 2) + cols, kind="stable")   # by polygon, row, column
+    # each polygon has an even number of crossings per row: consecutive ones pair up
     return pid[o][0::2], rows[o][0::2], cols[o][0::2], cols[o][1::2]
 
 # %% ../nbs/00_dataset.ipynb #f73d719c
@@ -577,9 +578,10 @@ def _text_problem(e) -> str|None:
 # %% ../nbs/00_dataset.ipynb #3b710f58
 def _polygon_problems(poly, where:str) -> tuple[list[tuple[str, str]], np.ndarray|None]:
     "Problems of one flat polygon and its `(K, 2)` coordinates when they are usable."
-    if not isinstance(poly, list) or any(isinstance(v, (list, dict)) for v in poly): return [("bad_entry", f"{where} is not a flat list of numbers")], None
-    if not set(map(type, poly)) <= {int, float}:   # (fast: type() of every value in C) bools and strings are not numbers
-        bad = next(v for v in poly if type(v) not in (int, float))
+    types = set(map(type, poly)) if isinstance(poly, list) else {type(poly)}   # type() of every value, in C: fast
+    if not types <= {int, float}:
+        if not isinstance(poly, list) or types & {list, dict}: return [("bad_entry", f"{where} is not a flat list of numbers")], None
+        bad = next(v for v in poly if type(v) not in (int, float))   # bools and strings are not numbers
         return [("non_numeric", f"{where} has {json.dumps(bad)[:20]}")], None
     a = np.asarray(poly, np.float64)
     if not np.isfinite(a).all(): return [("non_finite", f"{where} has {a[~np.isfinite(a)][0]}")], None
