@@ -13,18 +13,23 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
-from fastcore.imports import IN_NOTEBOOK
+from fastcore.imports import in_notebook
 from skimage.filters import frangi
 from skimage.morphology import skeletonize
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['EMPTY_POLICIES', 'METRICS', 'SIGMA_GRID', 'as_masks', 'mask_pair', 'confusion_counts', 'check_empty', 'safe_ratio',
-           'metrics_from_counts', 'segmentation_metrics', 'skeleton_counts', 'cldice_from_counts', 'cldice',
-           'summarize', 'SegMetrics', 'as_probs', 'binarize', 'threshold_grid', 'threshold_bins', 'ThresholdCurve',
-           'nanmean', 'LeakageError', 'ThresholdChoice', 'choose_threshold', 'to_gray', 'FrangiConfig',
-           'FrangiBaseline', 'fit_frangi', 'EvalSample', 'EvalSplit', 'read_mask_pairs', 'predict_probs', 'run_split',
-           'overlay', 'error_map', 'six_panel', 'save_figure']
+__all__ = ['EMPTY_POLICIES', 'METRICS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'as_masks', 'mask_pair', 'confusion_counts',
+           'check_empty', 'safe_ratio', 'metrics_from_counts', 'segmentation_metrics', 'skeleton_counts',
+           'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics', 'as_probs', 'binarize', 'threshold_grid',
+           'threshold_bins', 'ThresholdCurve', 'nanmean', 'LeakageError', 'ThresholdChoice', 'choose_threshold',
+           'to_gray', 'FrangiConfig', 'FrangiBaseline', 'fit_frangi', 'EvalSample', 'EvalSplit', 'read_mask_pairs',
+           'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'save_figure', 'ProbaModel',
+           'is_checkpoint', 'load_checkpoint_model', 'load_eval_model', 'images_fingerprint', 'leakage_evidence',
+           'check_leakage', 'EvalConfig', 'tuning_split', 'pick_threshold', 'write_csv', 'jsonable',
+           'public_provenance', 'curve_rows', 'staged_folder', 'case_figures', 'resolve_paths', 'evaluate',
+           'checkpoint_dirs', 'best_row', 'evaluate_checkpoints', 'checkpoint_plot', 'main', 'playground_view',
+           'playground']
 
 # %% ../nbs/04_eval.ipynb #5c477467
 def as_masks(x, # masks: numpy or torch, `(H, W)` or `(B, H, W)`, bool or {0, 1}
@@ -448,3 +453,349 @@ def save_figure(fig, path:str|Path):
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
     fig.savefig(tmp, format="png", bbox_inches="tight"); os.replace(tmp, path)
     return path
+
+# %% ../nbs/04_eval.ipynb #3323d381
+DEFAULT_PROMPT = "Please segment the blood vessel."
+
+class ProbaModel:
+    "A `VesselPredictor` as a `predict_proba(image)` model; the prompt is an attribute."
+    def __init__(self, predictor, prompt:str=DEFAULT_PROMPT): self.predictor, self.prompt, self.no_seg = predictor, prompt, 0
+
+    def _prob(self, pred, image) -> np.ndarray:
+        if getattr(pred, "prob", None) is None: self.no_seg += 1; return np.zeros(np.asarray(image).shape[:2], np.float32)
+        return np.asarray(pred.prob, np.float32)
+
+    def predict_proba(self, image) -> np.ndarray: return self._prob(self.predictor.predict(image, self.prompt), image)
+
+    def predict_proba_batch(self, images:list) -> list[np.ndarray]:
+        "Batched when the predictor has `predict_batch(images, prompts)`."
+        if not hasattr(self.predictor, "predict_batch"): return [self.predict_proba(im) for im in images]
+        return [self._prob(p, im) for p, im in zip(self.predictor.predict_batch(images, [self.prompt] * len(images)), images)]
+
+# %% ../nbs/04_eval.ipynb #81272fbb
+def _json(path:Path) -> dict:
+    try: return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e: raise DataError(f"{path}: cannot read ({e}); the model folder is incomplete") from None
+
+def is_checkpoint(path:str|Path) -> bool:
+    "A training checkpoint folder `WORK/iter_N` (trainable weights + meta.json)?"
+    return (Path(path)/"trainable.safetensors").is_file() and (Path(path)/"meta.json").is_file()
+
+def load_checkpoint_model(ckpt:str|Path, device=None):
+    "Rebuild the model of a training checkpoint from its config and load its trainable weights strictly."
+    import vessel_nb.model as vm
+    from safetensors.torch import load_file
+    ckpt = Path(ckpt); meta = _json(ckpt/"meta.json"); tc = meta.get("config", {})
+    if "preset" not in tc: raise DataError(f"{ckpt/'meta.json'}: no config.preset; not a vessel_nb training checkpoint")
+    torch.manual_seed(tc.get("seed", 0))  # the tiny preset's frozen parts are random: same seed as training
+    model = vm.build_model(vm.get_config(tc["preset"]), random_weights=tc.get("random_weights", False), device=device)
+    if "identity" in meta and json.loads(json.dumps(model.identity(), default=str)) != meta["identity"]:
+        raise DataError(f"{ckpt}: made with another base model ({meta['identity']}); set the same weights in settings.ini")
+    model.load_trainable(load_file(ckpt/"trainable.safetensors"))
+    prov = dict(kind="checkpoint", path=str(ckpt.resolve()), iter=meta.get("iter"), preset=tc["preset"],
+                data_fingerprint=meta.get("data_fingerprint"), split_fingerprints=meta.get("split_fingerprints"))
+    return model.eval(), prov
+
+# %% ../nbs/04_eval.ipynb #6e264f91
+def load_eval_model(spec:str, # "frangi", an exported model folder or a checkpoint folder WORK/iter_N
+                    data:str|Path|None=None, # data folder (the baseline is fitted on its training split)
+                    prompt:str=DEFAULT_PROMPT, device=None, progress:bool=False):
+    "`(model, provenance)` for the CLI's `--model`; every model has `predict_proba(image)`."
+    if spec == "frangi":
+        train = EvalSplit(data, "train")
+        if not len(train): raise DataError(f"{data}: the training split is empty; the Frangi baseline needs training images")
+        samples = [train[i] for i in range(len(train))]
+        m = fit_frangi([s.image for s in samples], [s.gt for s in samples], "train", train.images)
+        return m, dict(m.provenance(), data_fingerprint=data_fingerprint(data), split_fingerprints=split_fingerprints(data))
+    path = Path(spec)
+    if not path.is_dir(): raise DataError(f"--model {spec}: not 'frangi' and not a folder; give an exported model folder or a checkpoint WORK/iter_N")
+    import vessel_nb.model as vm
+    if is_checkpoint(path): model, prov = load_checkpoint_model(path, device)
+    else:
+        model = vm.load(path)
+        prov = dict(kind="exported", path=str(path.resolve()), **(_json(path/"export.json") if (path/"export.json").is_file() else {}))
+    return ProbaModel(vm.VesselPredictor(model, threshold=0.5), prompt), prov
+
+# %% ../nbs/04_eval.ipynb #53565248
+def images_fingerprint(names:list[str]) -> str:
+    "sha256 of sorted image names (as `vessel_nb.dataset.split_fingerprints`)."
+    import hashlib
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+
+def leakage_evidence(prov:dict, data_fp:str, split:str, images:list[str]) -> tuple[str, str]:
+    "`(status, reason)`: status is 'leak', 'clean' or 'unknown'."
+    trained = prov.get("train_images")
+    if isinstance(trained, list):
+        n = len(set(trained) & set(images))
+        return ("leak", f"{n} of the {len(images)} evaluated images were used to fit the model") if n else ("clean", "no evaluated image is in the model's training image list")
+    tfp = (prov.get("split_fingerprints") or {}).get("train") or prov.get("train_images_sha256")
+    if tfp and tfp == images_fingerprint(images): return "leak", f"the evaluated {split!r} images are exactly the model's training split"
+    if prov.get("data_fingerprint") == data_fp:
+        if split in ("train", "all"): return "leak", f"the model was trained on this data's training split and {split!r} contains it"
+        return "clean", f"same data ({data_fp}); the model trained on 'train', this is {split!r}"
+    if not prov.get("data_fingerprint"): return "unknown", "the model carries no data provenance"
+    return "unknown", f"the model was trained on other data ({prov['data_fingerprint']}); overlap with these images cannot be verified"
+
+def check_leakage(prov:dict, data_fp:str, split:str, images:list[str], allow:bool=False) -> dict:
+    "The leakage record for metrics.json; raises `LeakageError` on a leak unless `allow`."
+    status, reason = leakage_evidence(prov, data_fp, split, images)
+    if status == "leak" and not allow:
+        raise LeakageError(f"refusing to evaluate on {split!r}: {reason}. Evaluate on held-out images (--split test), "
+                           "or pass --allow-train-split to measure training fit (the report will say so)")
+    return dict(leakage=status, leakage_reason=reason, leakage_acknowledged=status == "leak")
+
+# %% ../nbs/04_eval.ipynb #473ac324
+@dataclass
+class EvalConfig:
+    "One evaluation run (the CLI's flags)."
+    model:str = "frangi"            # "frangi", an exported model folder, or a training checkpoint WORK/iter_N
+    data:str|None = None            # data folder with annotations.json + splits.json (default: site setting paths.data)
+    split:str|None = None           # split to report: test (default), val (default and only choice with --checkpoints), train, all
+    out:str|None = None             # output folder (default: <paths.work>/eval/<model>-<split>)
+    threshold:float|None = None     # fixed threshold (default: chosen on the tuning split's curve)
+    save_probs:bool = False         # also write probs/<name>.npz (float16 probability maps)
+    checkpoints:str|None = None     # evaluate every WORK/iter_N on val instead (writes checkpoints.csv)
+    allow_train_split:bool = False  # evaluate although the model trained on these images (recorded in metrics.json)
+    batch_size:int = 4              # images per inference batch
+    prompt:str = DEFAULT_PROMPT     # text prompt of the neural model
+    empty:str = "nan"               # empty-mask policy: nan, one, zero
+    cldice:bool = True              # compute clDice (skeletons)
+    n_bins:int = 100                # threshold grid: 0, 1/n, ..., 1
+    real_names:bool = False         # real file names in the outputs (they can contain patient names)
+    overwrite:bool = False          # replace an existing --out
+    device:str|None = None          # torch device of the neural model (default: cuda if available)
+    progress:bool = True            # progress bars on stderr
+
+TUNE_ON = {"test": ("val", "train"), "val": ("train",)}
+
+# %% ../nbs/04_eval.ipynb #d0492147
+def tuning_split(root:str|Path, split:str) -> str|None:
+    "The split a threshold for `split` is tuned on (the first non-empty of `TUNE_ON[split]`), or None."
+    return next((s for s in TUNE_ON.get(split, ()) if load_split(root, s)), None)
+
+def pick_threshold(model, cfg:EvalConfig, root:Path) -> tuple[ThresholdChoice, ThresholdCurve|None]:
+    "The threshold for `cfg.split`, and the curve it came from."
+    if cfg.threshold is not None:
+        if not 0 <= cfg.threshold <= 1: raise ValueError(f"--threshold {cfg.threshold}: must be in [0, 1]")
+        return ThresholdChoice(float(cfg.threshold), "fixed (--threshold)"), None
+    ts = tuning_split(root, cfg.split)
+    if ts is None: return ThresholdChoice(0.5, f"default 0.5 (no split to tune on for {cfg.split!r})"), None
+    ev = EvalSplit(root, ts, cfg.real_names)
+    _, curve = run_split(model, ev, curve=ThresholdCurve(ts, cfg.n_bins, cfg.empty), batch_size=cfg.batch_size, progress=cfg.progress, desc=f"threshold on {ts}")
+    ch = choose_threshold(curve, cfg.split)
+    if ts == "train" and cfg.split == "test": ch.source = "train curve (the data has no validation images)"
+    return ch, curve
+
+# %% ../nbs/04_eval.ipynb #4f847d6b
+def write_csv(path:str|Path, rows:list[dict]):
+    "Write rows as CSV atomically (columns from the first row)."
+    path = Path(path); tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else []); w.writeheader(); w.writerows(rows)
+    os.replace(tmp, path)
+
+def jsonable(x):
+    "NaN → None (strict JSON), numpy scalars → Python, recursively."
+    if isinstance(x, dict): return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [jsonable(v) for v in x]
+    if isinstance(x, np.generic): x = x.item()
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+def public_provenance(prov:dict) -> dict:
+    "Provenance for the outputs: image name lists (which can hold patient names) become a count and a hash."
+    p = dict(prov)
+    if isinstance(p.get("train_images"), list): p["train_images"] = dict(n=len(p["train_images"]), sha256=images_fingerprint(p["train_images"]))
+    return p
+
+def curve_rows(curve:ThresholdCurve) -> list[dict]:
+    "Rows of `threshold_curve.csv`."
+    t = curve.table()
+    return [dict(split=curve.split, **{k: float(v[i]) for k, v in t.items()}) for i in range(len(t["threshold"]))]
+
+# %% ../nbs/04_eval.ipynb #377502f0
+class staged_folder:
+    "Context manager: write into a hidden staging folder, rename it to `out` on success, delete it on failure."
+    def __init__(self, out:str|Path, overwrite:bool=False):
+        self.out = Path(out); self.tmp = self.out.with_name(f".{self.out.name}.tmp{os.getpid()}")
+        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
+            raise FileExistsError(f"{self.out} exists and is not empty; choose another --out or pass --overwrite")
+    def __enter__(self):
+        import shutil; shutil.rmtree(self.tmp, ignore_errors=True); self.tmp.mkdir(parents=True); return self.tmp
+    def __exit__(self, et, e, tb):
+        import shutil
+        if et is not None: shutil.rmtree(self.tmp, ignore_errors=True); return False
+        old = self.out.with_name(f".{self.out.name}.old{os.getpid()}")
+        if self.out.exists(): os.replace(self.out, old)
+        os.replace(self.tmp, self.out); shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/04_eval.ipynb #f0afac8c
+def case_figures(model, samples, metrics:SegMetrics, threshold:float, folder:Path) -> dict[str, str]:
+    "Six-panel PNGs of the best, median and worst images by Dice; returns `{case: file name}`."
+    rows = [(r["dice"], i) for i, r in enumerate(metrics.per_image()) if not math.isnan(r["dice"])]
+    if not rows: return {}
+    rows.sort(); cases = dict(worst=rows[0][1], median=rows[len(rows) // 2][1], best=rows[-1][1])
+    out = {}
+    for case, i in cases.items():
+        s = samples[i]; pred = binarize(predict_probs(model, [s.image])[0], threshold)[0]
+        r = metrics.per_image()[i]
+        fig = six_panel(s.image, s.gt, pred, f"{case}: {s.name} ({s.video}), threshold {threshold:.2f}", r)
+        out[case] = save_figure(fig, folder/f"{case}.png").name
+    return out
+
+# %% ../nbs/04_eval.ipynb #ace11cc6
+def resolve_paths(cfg:EvalConfig) -> tuple[Path, Path]:
+    "The data folder and output folder of a run (site settings fill what the flags leave out)."
+    from vessel_nb.dataset import setting
+    data = Path(cfg.data or setting("paths.data") or "")
+    if not (data/"annotations.json").is_file(): raise DataError(f"--data {data}: no annotations.json there; pass a data folder (see `python -m vessel_nb.dataset import`)")
+    if not (data/"splits.json").is_file(): raise DataError(f"--data {data}: no splits.json; run `python -m vessel_nb.dataset split {data}`")
+    name = "checkpoints" if cfg.checkpoints else f"{Path(cfg.model).name}-{cfg.split}"
+    out = Path(cfg.out) if cfg.out else Path(setting("paths.work") or "runs")/"eval"/name
+    return data, out
+
+# %% ../nbs/04_eval.ipynb #e1afa44c
+def evaluate(cfg:EvalConfig) -> dict:
+    "Run one evaluation and write `metrics.json`, `per_image.csv`, `per_video.csv`, `threshold_curve.csv`, figures."
+    if cfg.checkpoints: raise ValueError("evaluate: use evaluate_checkpoints for --checkpoints")
+    cfg = replace(cfg, split=cfg.split or "test")
+    t0, (root, out) = time.time(), resolve_paths(cfg)
+    check_empty(cfg.empty)
+    split = EvalSplit(root, cfg.split, cfg.real_names)
+    if not len(split): raise DataError(f"{root}: the {cfg.split!r} split is empty; nothing to evaluate")
+    with staged_folder(out, cfg.overwrite) as tmp:
+        model, prov = load_eval_model(cfg.model, root, cfg.prompt, cfg.device)
+        leak = check_leakage(prov, data_fingerprint(root), cfg.split, split.images, cfg.allow_train_split)
+        choice, curve = pick_threshold(model, cfg, root)
+        save = (lambda s, p: np.savez_compressed(tmp/"probs"/f"{s.name}.npz", prob=p.astype(np.float16))) if cfg.save_probs else None
+        if save: (tmp/"probs").mkdir()
+        met, _ = run_split(model, split, choice.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size,
+                           progress=cfg.progress, desc=f"eval {cfg.split}", on_prob=save)
+        figs = case_figures(model, split, met, choice.threshold, tmp/"figures")
+        res = dict(met.aggregate(), threshold=choice.threshold, threshold_source=choice.source, threshold_split=choice.split,
+                   threshold_criterion=choice.criterion, threshold_score=choice.score, split=cfg.split,
+                   split_fingerprint=images_fingerprint(split.images), model=public_provenance(prov), model_spec=cfg.model,
+                   data=str(root.resolve()), data_fingerprint=data_fingerprint(root), **leak,
+                   no_seg=getattr(model, "no_seg", 0), figures=figs, prompt=cfg.prompt if isinstance(model, ProbaModel) else None,
+                   seconds=round(time.time() - t0, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_csv(tmp/"per_image.csv", met.per_image()); write_csv(tmp/"per_video.csv", met.per_video())
+        write_csv(tmp/"threshold_curve.csv", curve_rows(curve) if curve is not None else [])
+        write_json(tmp/"metrics.json", jsonable(res), indent=1)
+    return res
+
+# %% ../nbs/04_eval.ipynb #d81136ed
+def checkpoint_dirs(work:str|Path) -> list[Path]:
+    "Complete checkpoint folders `iter_N` of a training work folder, by iteration."
+    work = Path(work)
+    if not work.is_dir(): raise DataError(f"--checkpoints {work}: not a folder")
+    cks = sorted((d for d in work.glob("iter_*") if d.name[5:].isdigit() and is_checkpoint(d)), key=lambda d: int(d.name[5:]))
+    if not cks: raise DataError(f"--checkpoints {work}: no complete iter_N/ folders (trainable.safetensors + meta.json)")
+    return cks
+
+def best_row(rows:list[dict], key:str="dice") -> dict:
+    "The row with the highest `key` (NaN never wins; ties: the earliest)."
+    return max(rows, key=lambda r: -1.0 if r[key] is None or math.isnan(r[key]) else r[key])
+
+# %% ../nbs/04_eval.ipynb #4c9f96c2
+def evaluate_checkpoints(cfg:EvalConfig, loader=None) -> list[dict]:
+    "Metrics of every `iter_N` of `cfg.checkpoints` on val; writes checkpoints.csv/json and a plot, best marked."
+    if (cfg.split or "val") != "val": raise LeakageError(f"--checkpoints chooses a checkpoint, which is tuning: it runs on 'val' only (got --split {cfg.split}); evaluate the chosen checkpoint on test afterwards")
+    cfg = replace(cfg, split="val"); root, out = resolve_paths(cfg)
+    cks, split, fp = checkpoint_dirs(cfg.checkpoints), EvalSplit(root, "val", cfg.real_names), data_fingerprint(root)
+    if not len(split): raise DataError(f"{root}: the validation split is empty; re-split with --val > 0")
+    thr = ThresholdChoice(float(cfg.threshold), "fixed (--threshold)") if cfg.threshold is not None else ThresholdChoice(0.5, "default 0.5 (fixed for checkpoint selection)")
+    rows = []
+    with staged_folder(out, cfg.overwrite) as tmp:
+        for ck in cks:
+            model, prov = (loader or load_eval_model)(str(ck), root, cfg.prompt, cfg.device)
+            leak = check_leakage(prov, fp, "val", split.images, cfg.allow_train_split)
+            met, _ = run_split(model, split, thr.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size, progress=cfg.progress, desc=ck.name)
+            a = met.aggregate()
+            rows.append(dict(iter=int(ck.name[5:]), checkpoint=ck.name, **{k: a[k] for k in METRICS + (("cldice",) if cfg.cldice else ())}, leakage=leak["leakage"], best=False))
+        best_row(rows)["best"] = True
+        write_csv(tmp/"checkpoints.csv", rows)
+        write_json(tmp/"checkpoints.json", jsonable(dict(split="val", threshold=thr.threshold, threshold_source=thr.source, data_fingerprint=fp,
+                                                         best=best_row(rows)["checkpoint"], rows=rows)), indent=1)
+        save_figure(checkpoint_plot(rows), tmp/"checkpoints.png")
+    return rows
+
+def checkpoint_plot(rows:list[dict]):
+    "Validation Dice/IoU/clDice against iteration, the best checkpoint marked."
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(5, 3), dpi=70); ax = fig.subplots()
+    its = [r["iter"] for r in rows]
+    for k in ("dice", "iou", "cldice"):
+        if k in rows[0]: ax.plot(its, [r[k] for r in rows], marker="o", label=k)
+    b = best_row(rows); ax.axvline(b["iter"], color="gray", ls="--", label=f"best: {b['checkpoint']}")
+    ax.set_xlabel("iteration"); ax.set_ylabel("validation"); ax.legend(fontsize=8); fig.tight_layout()
+    return fig
+
+# %% ../nbs/04_eval.ipynb #b9720bb5
+def _parser() -> argparse.ArgumentParser:
+    from fastcore.docments import docments
+    from dataclasses import fields
+    ap = argparse.ArgumentParser(prog="python -m vessel_nb.eval", description="Evaluate a vessel segmenter (or the Frangi baseline) on held-out images.")
+    try: import vessel_nb.eval as mod; docs = docments(mod.EvalConfig)  # field comments = help texts (read from the
+    except (TypeError, OSError, ImportError): docs = {}                   # installed module: under `python -m` this is __main__)
+    for f in fields(EvalConfig):
+        flag, h = "--" + f.name.replace("_", "-"), docs.get(f.name) or ""
+        if f.type == "bool" and f.default: ap.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", help=f"turn off: {h}")
+        elif f.type == "bool": ap.add_argument(flag, action="store_true", help=h)
+        else: ap.add_argument(flag, type={"int": int, "float|None": float}.get(str(f.type).replace(" ", ""), str), default=f.default, help=h,
+                              choices={"split": ["train", "val", "test", "all"], "empty": list(EMPTY_POLICIES)}.get(f.name))
+    return ap
+
+def main(argv:list[str]|None=None) -> int:
+    "The CLI: evaluate one model (or every checkpoint) and print a summary."
+    cfg = EvalConfig(**vars(_parser().parse_args(argv)))
+    try:
+        if cfg.checkpoints:
+            rows = evaluate_checkpoints(cfg); b = best_row(rows)
+            print(f"best checkpoint on val: {b['checkpoint']} (dice {b['dice']:.4f}); {len(rows)} checkpoints -> {resolve_paths(replace(cfg, split='val'))[1]}")
+            return 0
+        r = evaluate(cfg)
+    except (DataError, LeakageError, FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr); return 2
+    print(f"{r['split']}: {r['n_images']} images, {r['n_videos']} videos, threshold {r['threshold']:.2f} ({r['threshold_source']})" +
+          (" -- LEAKAGE ACKNOWLEDGED: the model trained on these images" if r["leakage_acknowledged"] else ""))
+    print("  " + "  ".join(f"{k} {r[k]:.4f}±{r[k + '_std']:.4f}" for k in ("dice", "iou", "accuracy", "cldice") if k in r and r[k] == r[k]))
+    print(f"  -> {resolve_paths(replace(cfg, split=r['split']))[1]}")
+    return 0
+
+# %% ../nbs/04_eval.ipynb #61b95f80
+if __name__ == "__main__" and not in_notebook(): sys.exit(main())  # a function: nbdev-test's shell starts after fastcore is imported
+
+# %% ../nbs/04_eval.ipynb #73205334
+def _png(rgb:np.ndarray) -> bytes:
+    import cv2
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)); return buf.tobytes()
+
+def playground_view(sample:EvalSample, prob:np.ndarray, threshold:float) -> tuple[np.ndarray, dict]:
+    "`(image | prediction overlay | error map as one RGB strip, the image's metrics)`."
+    pred = binarize(prob, threshold)[0]
+    m = {k: float(v[0]) for k, v in segmentation_metrics(pred, sample.gt).items()} | {"cldice": float(cldice(pred, sample.gt)[0])}
+    g = np.repeat((to_gray(sample.image) * 255).astype(np.uint8)[..., None], 3, -1)
+    return np.concatenate([g, overlay(sample.image, pred), error_map(pred, sample.gt)], 1), m  # (H, 3W, 3)
+
+# %% ../nbs/04_eval.ipynb #6c483a96
+def playground(model, # anything with `predict_proba(image)`; a `prompt` attribute enables the prompt box
+               samples, # sequence of `EvalSample` (e.g. `EvalSplit(data, "val")`)
+               threshold:float=0.5):
+    "An ipywidgets prediction playground (image picker, prompt, threshold slider, overlay)."
+    import ipywidgets as W
+    pick = W.Dropdown(options=[(samples[i].name, i) for i in range(len(samples))], description="image")
+    prompt = W.Text(value=getattr(model, "prompt", ""), description="prompt", disabled=not hasattr(model, "prompt"))
+    thr = W.FloatSlider(value=threshold, min=0, max=1, step=0.01, description="threshold")
+    view, info, cache = W.Image(format="png"), W.HTML(), {}
+    def refresh(*_):
+        key = (pick.value, prompt.value)
+        if key not in cache:
+            if hasattr(model, "prompt"): model.prompt = prompt.value
+            cache[key] = predict_probs(model, [samples[pick.value].image])[0]
+        strip, m = playground_view(samples[pick.value], cache[key], thr.value)
+        view.value = _png(strip)
+        info.value = " &nbsp; ".join(f"<b>{k}</b> {m[k]:.3f}" for k in ("dice", "iou", "cldice", "precision", "recall"))
+    for w in (pick, prompt, thr): w.observe(refresh, "value")
+    refresh()
+    box = W.VBox([W.HBox([pick, prompt]), thr, info, view])
+    box.controls = dict(image=pick, prompt=prompt, threshold=thr, view=view, info=info)
+    return box
