@@ -3,6 +3,7 @@ import json, os
 from pathlib import Path
 import numpy as np
 import pytest
+import torch
 from vessel_nb import dataset as D
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def test_dataset_sample_contract(tmp_path):
     assert len(ds) == 12
     s = ds[5]
     assert set(s) == {"pixel_values", "sam_image", "masks", "segments", "image", "video", "size"}
-    assert s["pixel_values"].dtype == s["sam_image"].dtype == s["masks"].dtype == D.torch.float32
+    assert s["pixel_values"].dtype == s["sam_image"].dtype == s["masks"].dtype == torch.float32
     assert s["pixel_values"].shape[1:] == (3, 64, 64) and s["sam_image"].shape == (3, 128, 128)
     assert s["masks"].shape == (1, 32, 32) and set(s["masks"].unique().tolist()) == {0.0, 1.0}
     assert s["size"] == (40, 50) and s["video"].startswith("video-") and "Fake" not in s["video"]
@@ -99,3 +100,17 @@ def test_fingerprints_change_with_data(tmp_path):
     ann = json.loads((tmp_path/"annotations.json").read_text()); ann[0]["text"] = ["vessel"]
     D.write_json(tmp_path/"annotations.json", ann)
     assert D.data_fingerprint(tmp_path) != f0
+
+
+def test_dataloader_and_subset_take_the_dataset(tmp_path):
+    _toy(tmp_path)
+    ds = D.VesselDataset(tmp_path, "all", SMALL)
+    dl = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, [1, 2]), batch_size=2, collate_fn=list)
+    batch = next(iter(dl))
+    assert [b["image"] for b in batch] == [ds.entries[1]["image"], ds.entries[2]["image"]]
+
+
+def test_module_imports_without_torch():
+    import subprocess, sys
+    code = "import sys, vessel_nb.dataset; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

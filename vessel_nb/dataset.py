@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 from fastcore.basics import patch
 from fastcore.imports import IN_NOTEBOOK
@@ -959,8 +958,8 @@ def browser(root:str|Path|None=None, real_names:bool=False):
     return W.VBox([W.HBox([slider, toggle]), image, info])
 
 # %% ../nbs/00_dataset.ipynb #b7f00600
-class VesselDataset(torch.utils.data.Dataset):
-    "Training samples of one split: InternVL tiles, SAM2 image, target masks and the chat text."
+class VesselDataset:
+    "Map-style torch dataset of one split: InternVL tiles, SAM2 image, target masks and the chat text."
     def __init__(self, root:str|Path|None=None, # data folder (default: site setting `paths.data`)
                  split:str="train", # `train`, `val`, `test` or `all`
                  cfg:DataConfig=DataConfig(), repeats:float=1, seed:int=0,
@@ -996,6 +995,7 @@ def __getitem__(self:VesselDataset, i:int) -> dict:
     img = load_image(image_path(self.root, e["image"]), grey=True)   # (H, W) or (H, W, 3)
     h, w = img.shape[:2]
     rng = random.Random(f"{self.seed}-{i % len(self)}")
+    import torch   # imported here: the CLI and `check` start in a fifth of the time without torch
     return dict(pixel_values=torch.from_numpy(internvl_tiles(img, self.cfg)),   # (T, 3, t, t)
                 sam_image=torch.from_numpy(sam_image(img, self.cfg)),           # (3, S, S)
                 masks=torch.from_numpy(object_masks(objs, h, w, self.cfg.mask_size)),  # (N, m, m)
