@@ -675,7 +675,8 @@ def check(root:str|Path, strict:bool=False, decode:bool=False) -> CheckReport:
         if s in ("missing", "unreadable"): probs.append(Problem(f"{s}_image", i, n))
         t = _text_problem(e)
         if t: probs.append(Problem("bad_text", i, n, t))
-        elif len(e["text"]) not in (1, len(e["mask"])): probs.append(Problem("text_mismatch", i, n, f"{len(e['mask'])} objects, {len(e['text'])} texts"))
+        elif len(e["text"]) not in (1, len(e["mask"])): probs.append(Problem("text_mismatch", i, n, f"{len(e['mask'])} objects, {len(e['text'])} texts"
+                                                                                        + ("" if strict else "; used as: texts paired in order, surplus polygons joined to the last object")))
         ps, x = _object_problems(i, e, s)
         probs += ps
         if not e["mask"]: probs.append(Problem("empty_mask", i, n, "`mask` is empty"))
@@ -693,7 +694,8 @@ def format_report(r:CheckReport, examples:int=3, real_names:bool=False) -> str:
     c = r.counts()
     head = f"check {r.root}: {r.entries} entries, {r.images} images"
     if not c: return head + " — no problems found"
-    lines = [head + f" — {len(r.problems)} problems ({r.errors()} errors, {len(r.problems) - r.errors()} warnings)"]
+    n = lambda k, w: f"{k} {w}{'' if k == 1 else 's'}"
+    lines = [head + f" — {n(len(r.problems), 'problem')} ({n(r.errors(), 'error')}, {n(len(r.problems) - r.errors(), 'warning')})"]
     for kind in [k for k in PROBLEMS if k in c]:
         lines.append(f"  {r.severity(kind):7} {kind:19} {c[kind]:6}  {PROBLEMS[kind][1]}")
         lines.append(f"  {'':27}{'':6}  → {PROBLEMS[kind][2]}")
