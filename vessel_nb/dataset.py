@@ -88,10 +88,13 @@ def ann_path(root:str|Path) -> Path:
 def load_annotations(root:str|Path) -> list[dict]:
     "The entries of `root/annotations.json`; `DataError` when it is missing or not a JSON list."
     p = ann_path(root)
-    if not p.is_file(): raise DataError(f"{p}: not found; a data folder needs annotations.json (see `python -m vessel_nb.dataset import`)")
+    if not p.is_file():
+        raise DataError(f"{p}: not found; a data folder needs annotations.json (see `python -m vessel_nb.dataset import`)")
     try: data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise DataError(f"{p}: not valid JSON ({e}); fix or re-export the file") from None
-    if not isinstance(data, list): raise DataError(f"{p}: top level must be a list of {{image, mask, text}} entries, got {type(data).__name__}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{p}: not valid JSON ({e}); fix or re-export the file") from None
+    if not isinstance(data, list):
+        raise DataError(f"{p}: top level must be a list of {{image, mask, text}} entries, got {type(data).__name__}")
     return data
 
 # %% ../nbs/00_dataset.ipynb #e4335eb2
@@ -500,7 +503,8 @@ def split_groups(names:list[str], by:str="video") -> dict[str, list[str]]:
 
 def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str="video") -> dict:
     "Assign whole videos to train/val/test, write `splits.json` beside `annotations.json`, return it."
-    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1): raise DataError(f"--val {val} --test {test}: fractions must be in [0, 1) and sum below 1")
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise DataError(f"--val {val} --test {test}: fractions must be in [0, 1) and sum below 1")
     names = sorted({e["image"] for e in load_annotations(root) if isinstance(e, dict) and isinstance(e.get("image"), str)})
     groups = split_groups(names, by)
     order = sorted(groups); random.Random(seed).shuffle(order)
@@ -516,20 +520,25 @@ def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str=
 
 # %% ../nbs/00_dataset.ipynb #10d0457d
 PROBLEMS = {  # kind: (severity, what it means, what to do)
-    "bad_entry": ("error", "entry is not {image: str, mask: list, text: list}", "fix the entry's fields (see the format in the README)"),
+    "bad_entry": ("error", "entry is not {image: str, mask: list, text: list}",
+                  "fix the entry's fields (see the format in the README)"),
     "duplicate_entry": ("error", "image listed in more than one entry", "merge them into one entry (all objects in one `mask` list)"),
     "missing_image": ("error", "image file not found", "put the file beside annotations.json or in images/, or remove the entry"),
     "unreadable_image": ("error", "image file cannot be decoded", "re-export the image as PNG or JPEG, or remove the entry"),
     "unannotated_image": ("warning", "image file with no entry", "annotate it, or move it out of the data folder"),
-    "bad_text": ("error", "`text` is not a non-empty list of non-empty strings", 'give one description per object, e.g. ["blood vessel"]'),
-    "text_mismatch": ("warning", "object and text counts differ (not one text, not one per object)", "give one text for all polygons, or one text per object"),
+    "bad_text": ("error", "`text` is not a non-empty list of non-empty strings",
+                 'give one description per object, e.g. ["blood vessel"]'),
+    "text_mismatch": ("warning", "object and text counts differ (not one text, not one per object)",
+                      "give one text for all polygons, or one text per object"),
     "short_polygon": ("error", "polygon with fewer than 3 points or an odd number of coordinates", "redraw or delete the polygon"),
     "non_numeric": ("error", "non-numeric coordinate", "coordinates must be JSON numbers; fix the exporter"),
     "non_finite": ("error", "NaN or infinite coordinate", "redraw the polygon or fix the exporter"),
     "negative_coordinate": ("error", "coordinate below 0", "clip to 0 or redraw the polygon"),
     "out_of_bounds": ("error", "coordinate beyond the image", "clip to the image or redraw the polygon"),
-    "recorded_size": ("error", "all polygons fit a larger canvas: annotated at another recorded image size", "run `check DIR --fix-scale OUT` to write a rescaled copy"),
-    "empty_mask": ("error", "object covers no pixel centre (no polygon, or zero area)", "redraw or remove the object; an empty target teaches 'no vessel'"),
+    "recorded_size": ("error", "all polygons fit a larger canvas: annotated at another recorded image size",
+                      "run `check DIR --fix-scale OUT` to write a rescaled copy"),
+    "empty_mask": ("error", "object covers no pixel centre (no polygon, or zero area)",
+                   "redraw or remove the object; an empty target teaches 'no vessel'"),
 }
 
 @dataclass
@@ -566,7 +575,8 @@ def _entry_shape(e) -> str|None:
     if miss: return f"missing field(s) {', '.join(miss)}"
     if not isinstance(e["image"], str) or not e["image"]: return "`image` must be a file name"
     if not isinstance(e["mask"], list): return "`mask` must be a list of objects"
-    if not all(isinstance(o, list) for o in e["mask"]): return "every object in `mask` must be a list (a polygon or a list of polygons)"
+    if not all(isinstance(o, list) for o in e["mask"]):
+        return "every object in `mask` must be a list (a polygon or a list of polygons)"
     return None
 
 def _text_problem(e) -> str|None:
@@ -613,7 +623,8 @@ def _bounds_problems(ext:dict, sizes:dict) -> tuple[list[Problem], dict]:
         for i, n, mx, my in items:
             if c and (i, n, mx, my) in big:
                 canvas[i] = c
-                probs.append(Problem("recorded_size", i, n, f"coordinates up to ({mx:g}, {my:g}) on a {w}×{h} image: a {c[1]}×{c[0]} canvas, scale ×{w/c[1]:.4g}"))
+                probs.append(Problem("recorded_size", i, n, f"coordinates up to ({mx:g}, {my:g}) on a {w}×{h} image: "
+                                                            f"a {c[1]}×{c[0]} canvas, scale ×{w/c[1]:.4g}"))
             else: probs.append(Problem("out_of_bounds", i, n, f"coordinates up to ({mx:g}, {my:g}) on a {w}×{h} image"))
     return probs, canvas
 
@@ -656,7 +667,8 @@ class CheckReport:
 def _image_files(root:Path) -> set[str]:
     "Image file names in the data folder (beside annotations.json and in images/)."
     d = ann_path(root).parent
-    return {p.name for sub in (d, d/"images") if sub.is_dir() for p in sub.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")}
+    return {p.name for sub in (d, d/"images") if sub.is_dir() for p in sub.iterdir()
+            if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")}
 
 def check(root:str|Path, strict:bool=False, decode:bool=False) -> CheckReport:
     "Validate a data folder; `DataError` only when `annotations.json` itself is unreadable."
@@ -675,19 +687,22 @@ def check(root:str|Path, strict:bool=False, decode:bool=False) -> CheckReport:
         if s in ("missing", "unreadable"): probs.append(Problem(f"{s}_image", i, n))
         t = _text_problem(e)
         if t: probs.append(Problem("bad_text", i, n, t))
-        elif len(e["text"]) not in (1, len(e["mask"])): probs.append(Problem("text_mismatch", i, n, f"{len(e['mask'])} objects, {len(e['text'])} texts"
-                                                                                        + ("" if strict else "; used as: texts paired in order, surplus polygons joined to the last object")))
+        elif len(e["text"]) not in (1, len(e["mask"])):
+            how = "" if strict else "; used as: texts paired in order, surplus polygons joined to the last object"
+            probs.append(Problem("text_mismatch", i, n, f"{len(e['mask'])} objects, {len(e['text'])} texts{how}"))
         ps, x = _object_problems(i, e, s)
         probs += ps
         if not e["mask"]: probs.append(Problem("empty_mask", i, n, "`mask` is empty"))
         if x and isinstance(s, tuple): ext[i] = (n, *x)
     bp, canvas = _bounds_problems(ext, sizes)
     probs += bp + [Problem("unannotated_image", None, n) for n in sorted(_image_files(root) - set(seen))]
-    return CheckReport(str(root), len(entries), len(_image_files(root) | {n for n, s in sizes.items() if s != "missing"}), probs, strict, canvas)
+    images = _image_files(root) | {n for n, s in sizes.items() if s != "missing"}
+    return CheckReport(str(root), len(entries), len(images), probs, strict, canvas)
 
 # %% ../nbs/00_dataset.ipynb #d5dba3b4
 def _where(p:Problem, real_names:bool) -> str:
-    return " ".join(x for x in [f"entry {p.entry}" if p.entry is not None else "", f"({display_name(p.image, real_names)})" if p.image else "", p.detail] if x)
+    parts = [f"entry {p.entry}" if p.entry is not None else "", f"({display_name(p.image, real_names)})" if p.image else "", p.detail]
+    return " ".join(x for x in parts if x)
 
 def format_report(r:CheckReport, examples:int=3, real_names:bool=False) -> str:
     "Human summary of a `CheckReport`: counts per problem type, what to do, the first examples."
@@ -724,7 +739,8 @@ def _rescaled(entry:dict, sx:float, sy:float) -> dict:
 def fix_scale(root:str|Path, out:str|Path, report:CheckReport|None=None) -> int:
     "Write a copy of `root` to `out` with the recorded-size entries rescaled; returns how many were rescaled."
     root, out = Path(root), Path(out)
-    if ann_path(out).exists() or out.resolve() == ann_path(root).parent.resolve(): raise DataError(f"{out}: holds an annotations.json already; pick a new folder (the input is never modified)")
+    if ann_path(out).exists() or out.resolve() == ann_path(root).parent.resolve():
+        raise DataError(f"{out}: holds an annotations.json already; pick a new folder (the input is never modified)")
     report, entries = report or check(root), load_annotations(root)
     sizes = {i: _image_sizes(root, [entries[i]["image"]])[entries[i]["image"]] for i in report.canvas}
     fixed = [_rescaled(e, sizes[i][1] / report.canvas[i][1], sizes[i][0] / report.canvas[i][0]) if i in report.canvas else e
@@ -889,7 +905,7 @@ def import_labelme(src:str|Path, out:str|Path, text:str|None="blood vessel") -> 
 def _dist(xs:list) -> dict:
     "min / median / mean / max of numbers."
     a = np.asarray(xs, np.float64)
-    return dict(min=float(a.min()), median=float(np.median(a)), mean=round(float(a.mean()), 4), max=float(a.max())) if len(a) else {}
+    return {k: round(float(f(a)), 4) for k, f in [("min", np.min), ("median", np.median), ("mean", np.mean), ("max", np.max)]} if len(a) else {}
 
 def stats(root:str|Path) -> dict:
     "Summary statistics of a data folder (run `check` first: bad entries are counted, not measured)."
@@ -970,7 +986,8 @@ class VesselDataset:
         self.cfg, self.repeats, self.seed = cfg, repeats, seed
         names = set(load_split(self.root, split))
         self.entries = [e for e in load_annotations(self.root) if isinstance(e, dict) and e.get("image") in names]
-        if not self.entries: raise DataError(f"{self.root}: split {split!r} has no annotated images; run `split` or pick another split")
+        if not self.entries:
+            raise DataError(f"{self.root}: split {split!r} has no annotated images; run `split` or pick another split")
         self._validate(names, strict)
         self.objects = [entry_objects(e, strict) for e in self.entries]
 
@@ -978,8 +995,9 @@ class VesselDataset:
         "Refuse to train on entries that `check` finds errors in."
         r = check(self.root, strict)
         bad = [p for p in r.problems if r.severity(p.kind) == "error" and (p.image in names or p.image is None and p.entry is not None)]
-        if bad: raise DataError(f"{self.root}: {len(bad)} problem(s) in this split, e.g. " + "; ".join(f"{p.kind}: {_where(p, False)}" for p in bad[:3])
-                                + f". Run `python -m vessel_nb.dataset check {self.root}`")
+        if bad:
+            eg = "; ".join(f"{p.kind}: {_where(p, False)}" for p in bad[:3])
+            raise DataError(f"{self.root}: {len(bad)} problem(s) in this split, e.g. {eg}. Run `python -m vessel_nb.dataset check {self.root}`")
 
     def __len__(self): return int(round(len(self.entries) * self.repeats))
 
@@ -1007,14 +1025,17 @@ def __getitem__(self:VesselDataset, i:int) -> dict:
 # %% ../nbs/00_dataset.ipynb #1773177d
 def _parser() -> argparse.ArgumentParser:
     "The `python -m vessel_nb.dataset` argument parser."
-    p = argparse.ArgumentParser(prog="python -m vessel_nb.dataset", description="Check, split, import, synthesize and inspect vessel data folders.")
+    p = argparse.ArgumentParser(prog="python -m vessel_nb.dataset",
+                                description="Check, split, import, synthesize and inspect vessel data folders.")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check", help="validate a data folder (exit 0 clean, 1 problems, 2 unreadable)")
-    c.add_argument("dir"); c.add_argument("--strict", action="store_true", help="warnings (text/object count mismatches, unannotated images) are errors")
+    c.add_argument("dir")
+    c.add_argument("--strict", action="store_true", help="warnings (text/object count mismatches, unannotated images) are errors")
     c.add_argument("--json", action="store_true", help="print every problem as JSON")
     c.add_argument("--fix-scale", metavar="OUT", help="write a copy with recorded-size entries rescaled to OUT")
     c.add_argument("--decode", action="store_true", help="decode every image fully (slower, catches more corrupt files)")
-    c.add_argument("--examples", type=int, default=3); c.add_argument("--real-names", action="store_true", help="show real file names (they may hold patient names)")
+    c.add_argument("--examples", type=int, default=3, help="examples shown per problem type")
+    c.add_argument("--real-names", action="store_true", help="show real file names (they may hold patient names)")
     s = sub.add_parser("split", help="assign whole videos to train/val/test; writes splits.json")
     s.add_argument("dir"); s.add_argument("--val", type=float, default=0.2); s.add_argument("--test", type=float, default=0.2)
     s.add_argument("--seed", type=int, default=0); s.add_argument("--by", choices=["video", "patient"], default="video")
@@ -1025,10 +1046,12 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--images", help="coco: the image folder (default: beside the JSON)")
     y = sub.add_parser("synth", help="draw a synthetic data folder")
     y.add_argument("out"); y.add_argument("--videos", type=int, default=8); y.add_argument("--frames", type=int, default=6)
-    y.add_argument("--size", type=int, default=256); y.add_argument("--seed", type=int, default=0); y.add_argument("--force", action="store_true")
+    y.add_argument("--size", type=int, default=256); y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--force", action="store_true", help="write into a folder that already has annotations.json")
     t = sub.add_parser("stats", help="summary statistics"); t.add_argument("dir"); t.add_argument("--json", action="store_true")
     v = sub.add_parser("preview", help="image | overlay PNGs"); v.add_argument("dir"); v.add_argument("out")
-    v.add_argument("-n", type=int, default=4); v.add_argument("--seed", type=int, default=0); v.add_argument("--real-names", action="store_true")
+    v.add_argument("-n", type=int, default=4); v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--real-names", action="store_true", help="name the PNGs by real file names")
     return p
 
 # %% ../nbs/00_dataset.ipynb #dcaba46a
@@ -1037,7 +1060,8 @@ def _cmd_check(a) -> int:
     print(json.dumps(report_json(r, a.real_names), indent=1) if a.json else format_report(r, a.examples, a.real_names))
     if a.fix_scale:
         n = fix_scale(a.dir, a.fix_scale, r)
-        print(f"wrote {a.fix_scale}: {n} entries rescaled; other problems are not fixed: run check on it", file=sys.stderr if a.json else sys.stdout)
+        print(f"wrote {a.fix_scale}: {n} entries rescaled; other problems are not fixed: run check on it",
+              file=sys.stderr if a.json else sys.stdout)
     return r.exit_code
 
 def _cmd_import(a) -> int:
