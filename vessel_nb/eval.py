@@ -278,7 +278,8 @@ def choose_threshold(curve:ThresholdCurve, # computed on a split other than the 
     col = curve.table()[criterion]
     if np.isnan(col).all(): raise ValueError(f"{criterion} is undefined at every threshold on {curve.split!r} (no vessel pixels?)")
     k = int(np.nanargmax(col))
-    return ThresholdChoice(float(curve.thresholds[k]), f"{curve.split} curve", curve.split, criterion, float(col[k]))
+    t = float(f"{curve.thresholds[k]:.6g}")  # the float32 grid value, written short (binarize compares in float32)
+    return ThresholdChoice(t, f"{curve.split} curve", curve.split, criterion, float(col[k]))
 
 # %% ../nbs/04_eval.ipynb #ccdb82e2
 def to_gray(image) -> np.ndarray: # float64 `(H, W)` in [0, 1]
@@ -462,7 +463,8 @@ class ProbaModel:
     def __init__(self, predictor, prompt:str=DEFAULT_PROMPT): self.predictor, self.prompt, self.no_seg = predictor, prompt, 0
 
     def _prob(self, pred, image) -> np.ndarray:
-        if getattr(pred, "prob", None) is None: self.no_seg += 1; return np.zeros(np.asarray(image).shape[:2], np.float32)
+        if getattr(pred, "warning", "") or getattr(pred, "prob", None) is None: self.no_seg += 1  # no [SEG]: empty prediction
+        if getattr(pred, "prob", None) is None: return np.zeros(np.asarray(image).shape[:2], np.float32)
         return np.asarray(pred.prob, np.float32)
 
     def predict_proba(self, image) -> np.ndarray: return self._prob(self.predictor.predict(image, self.prompt), image)
@@ -487,11 +489,10 @@ def load_checkpoint_model(ckpt:str|Path, device=None):
     from safetensors.torch import load_file
     ckpt = Path(ckpt); meta = _json(ckpt/"meta.json"); tc = meta.get("config", {})
     if "preset" not in tc: raise DataError(f"{ckpt/'meta.json'}: no config.preset; not a vessel_nb training checkpoint")
-    torch.manual_seed(tc.get("seed", 0))  # the tiny preset's frozen parts are random: same seed as training
     model = vm.build_model(vm.get_config(tc["preset"]), random_weights=tc.get("random_weights", False), device=device)
-    if "identity" in meta and json.loads(json.dumps(model.identity(), default=str)) != meta["identity"]:
-        raise DataError(f"{ckpt}: made with another base model ({meta['identity']}); set the same weights in settings.ini")
-    model.load_trainable(load_file(ckpt/"trainable.safetensors"))
+    try: model.check_identity(meta.get("identity") or {}, str(ckpt))
+    except ValueError as e: raise DataError(f"{e}; set the same base weights in settings.ini") from None
+    model.load_trainable(load_file(ckpt/"trainable.safetensors"), str(ckpt/"trainable.safetensors"))
     prov = dict(kind="checkpoint", path=str(ckpt.resolve()), iter=meta.get("iter"), preset=tc["preset"],
                 data_fingerprint=meta.get("data_fingerprint"), split_fingerprints=meta.get("split_fingerprints"))
     return model.eval(), prov
