@@ -22,12 +22,12 @@ from .dataset import DataConfig, setting, load_image, internvl_tiles, sam_image
 __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG_END', 'IMG_CONTEXT', 'CHAT_TOKENS',
            'INTERNVIT_300M', 'TINY_SAM2', 'PRESETS', 'BASE_SPECIALS', 'SAM_UNUSED', 'FORMAT', 'vessel_data_config',
            'ModelConfig', 'get_config', 'tiny_tokenizer', 'add_seg_token', 'token_id', 'check_state_dict',
-           'internvl_config', 'random_vlm', 'pretrained_vlm', 'attach_tokenizer', 'sam2_yaml', 'load_sam2_checkpoint',
-           'build_sam', 'SegHead', 'sam_features', 'decode_masks', 'dice_loss', 'mask_losses', 'param_group',
-           'lora_targets', 'lora_config', 'VesselSa2VA', 'default_device', 'compute_dtype', 'load_tokenizer',
-           'build_vlm', 'build_model', 'expand_image', 'Collator', 'overfit', 'roundtrip_dice', 'Prediction', 'to_rgb',
-           'greedy_generate', 'VesselPredictor', 'merged_vlm', 'tied', 'plain_state_dict', 'save_pretrained',
-           'merged_vlm_config', 'read_weights', 'load']
+           'internvl_config', 'random_vlm', 'refresh_buffers', 'pretrained_vlm', 'attach_tokenizer', 'sam2_yaml',
+           'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features', 'decode_masks', 'dice_loss', 'mask_losses',
+           'param_group', 'lora_targets', 'lora_config', 'VesselSa2VA', 'default_device', 'compute_dtype',
+           'load_tokenizer', 'build_vlm', 'build_model', 'expand_image', 'Collator', 'fake_sample', 'overfit',
+           'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'merged_vlm', 'tied',
+           'plain_state_dict', 'save_pretrained', 'merged_vlm_config', 'read_weights', 'load']
 
 # %% ../nbs/01_model.ipynb #ea27e6d7
 GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
@@ -168,12 +168,21 @@ def internvl_config(cfg:ModelConfig, tok):
                           tie_word_embeddings=text.get("tie_word_embeddings", False))
 
 def random_vlm(config, device="cpu", dtype=torch.float32):
-    "InternVL with random weights: built on the meta device, materialized and initialized on `device`."
+    "InternVL with random weights: built on the meta device, materialized and initialized on `device` in `dtype`."
     from transformers import InternVLForConditionalGeneration
     with torch.device("meta"): vlm = InternVLForConditionalGeneration(config)
-    vlm = vlm.to_empty(device=device)
-    vlm.init_weights()   # also recomputes non-persistent buffers (rotary inv_freq)
-    return vlm.to(dtype)
+    vlm = vlm.to(dtype).to_empty(device=device)
+    vlm.init_weights()
+    return refresh_buffers(vlm, device)
+
+def refresh_buffers(module, device):
+    "Recompute non-persistent buffers (rotary `inv_freq`) in float32 by rebuilding their modules from their config."
+    for name, m in module.named_modules():
+        if not m._non_persistent_buffers_set: continue
+        if not hasattr(m, "config"): raise RuntimeError(f"cannot rebuild the buffers of {name} ({type(m).__name__})")
+        with torch.device(device): fresh = type(m)(m.config)
+        for k in m._non_persistent_buffers_set: m._buffers[k] = fresh._buffers[k]
+    return module
 
 # %% ../nbs/01_model.ipynb #09f10035
 def pretrained_vlm(folder:str|Path, cfg:ModelConfig, device="cpu", dtype=torch.float32):
@@ -308,9 +317,8 @@ def lora_targets(vlm, spec:str="all-linear") -> list[str]:
 def lora_config(cfg:ModelConfig, vlm, seg_id:int):
     "peft `LoraConfig`: LoRA on the language model; `[SEG]` rows as trainable tokens (or full copies)."
     from peft import LoraConfig
-    tied = vlm.get_output_embeddings().weight is vlm.get_input_embeddings().weight
     seg, full = "seg_token" in cfg.train, cfg.seg_rows == "full"
-    rows = None if full or not seg else {"embed_tokens": [seg_id], **({} if tied else {"lm_head": [seg_id]})}
+    rows = None if full or not seg else {"embed_tokens": [seg_id], **({} if tied(vlm) else {"lm_head": [seg_id]})}
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
                       target_modules=lora_targets(vlm, cfg.lora_target), trainable_token_indices=rows,
                       modules_to_save=["embed_tokens", "lm_head"] if full and seg else None)
@@ -323,6 +331,7 @@ class VesselSa2VA(nn.Module):
         self.vlm, self.sam, self.tokenizer, self.cfg = vlm, sam, tokenizer, cfg
         self.seg_head = SegHead(vlm.config.text_config.hidden_size)
         self.seg_id = token_id(tokenizer, SEG_TOKEN)
+        self.compute_dtype = torch.float32
 
     @property
     def core(self):
@@ -332,19 +341,30 @@ class VesselSa2VA(nn.Module):
     @property
     def device(self): return self.seg_head[0].weight.device
 
-    @property
-    def dtype(self): return self.seg_head[0].weight.dtype
+    def autocast(self):
+        "Autocast to the compute dtype on the model's device (off in float32)."
+        return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
 
 # %% ../nbs/01_model.ipynb #ea971332
 @patch
 def apply_training_policy(self:VesselSa2VA):
-    "Freeze everything, add LoRA/`[SEG]` rows with peft when `lora` trains, unfreeze the groups in `cfg.train`."
-    from peft import get_peft_model
+    "Freeze everything, add LoRA/`[SEG]` rows with peft when `lora` trains, unfreeze (as float32) the groups in `cfg.train`."
     self.requires_grad_(False)
     if "lora" in self.cfg.train and not hasattr(self.vlm, "get_base_model"):
+        from peft import get_peft_model   # only training needs peft
         self.vlm = get_peft_model(self.vlm, lora_config(self.cfg, self.vlm, self.seg_id))
     for n, p in self.named_parameters():
         p.requires_grad_(param_group(n) in self.cfg.train)
+        if p.requires_grad: p.data = p.data.float()   # trainable weights are float32; compute runs under autocast
+    return self
+
+@patch
+def place(self:VesselSa2VA, device, dtype:torch.dtype=torch.float32):
+    "Move to `device`: InternVL and head in `dtype`, SAM2 in float32 (it runs under autocast), rotary buffers in float32."
+    self.vlm.to(device=device, dtype=dtype); self.seg_head.to(device=device, dtype=dtype)
+    self.sam.to(device=device, dtype=torch.float32)
+    self.compute_dtype = dtype
+    refresh_buffers(self.vlm, device)
     return self
 
 @patch
@@ -356,13 +376,20 @@ def groups(self:VesselSa2VA) -> dict:
         out[param_group(n)] = (t[0] + k, t[1] + (k if p.requires_grad else 0))
     return out
 
+# %% ../nbs/01_model.ipynb #1e579631
+@patch
+def gradient_checkpointing_enable(self:VesselSa2VA):
+    "Activation checkpointing in the language model and the vision tower (non-reentrant: works with frozen inputs)."
+    self.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return self
+
 # %% ../nbs/01_model.ipynb #44e418fb
 @patch
 def llm_forward(self:VesselSa2VA, batch:dict) -> tuple[torch.Tensor, torch.Tensor]:
     "Last-layer hidden states `(B, L, H)` and the answer-token cross-entropy."
     core = self.core
     h = core.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   pixel_values=batch["pixel_values"].to(self.dtype)).last_hidden_state  # (B, L, H)
+                   pixel_values=batch["pixel_values"]).last_hidden_state  # (B, L, H)
     labels = batch["labels"][:, 1:]                 # token t+1 is predicted at position t
     sel = labels != -100
     if not sel.any(): return h, h.new_zeros((), dtype=torch.float32)
@@ -381,7 +408,7 @@ def seg_logits(self:VesselSa2VA, h:torch.Tensor, # (B, L, H) last-layer hidden s
     if counts.sum() == 0: return h.new_zeros(0, 1, 1), counts
     prompts = self.seg_head(h[is_seg])                                    # (N, 256)
     used = counts > 0
-    emb, high = sam_features(self.sam, sam_images[used].to(self.dtype), "sam_encoder" in self.cfg.train)
+    emb, high = sam_features(self.sam, sam_images[used].float(), "sam_encoder" in self.cfg.train)
     idx = torch.repeat_interleave(torch.arange(int(used.sum()), device=h.device), counts[used])  # object → image row
     return decode_masks(self.sam, emb[idx], [x[idx] for x in high], prompts)[0], counts
 
@@ -389,8 +416,9 @@ def seg_logits(self:VesselSa2VA, h:torch.Tensor, # (B, L, H) last-layer hidden s
 @patch
 def forward(self:VesselSa2VA, batch:dict) -> dict:
     "Losses of a `Collator` batch: `loss` (weighted sum), `loss_mask` (BCE), `loss_dice`, `loss_llm`."
-    h, loss_llm = self.llm_forward(batch)
-    logits, counts = self.seg_logits(h, batch["input_ids"], batch["sam_images"])
+    with self.autocast():
+        h, loss_llm = self.llm_forward(batch)
+        logits, counts = self.seg_logits(h, batch["input_ids"], batch["sam_images"])
     n_masks = [m.shape[0] for m in batch["masks"]]
     if counts.tolist() != n_masks:
         raise ValueError(f"[SEG] tokens per sample {counts.tolist()} != target masks per sample {n_masks}; "
@@ -410,33 +438,35 @@ def compute_dtype(cfg:ModelConfig, device) -> torch.dtype:
     return getattr(torch, cfg.dtype) if torch.device(device).type == "cuda" else torch.float32
 
 def load_tokenizer(cfg:ModelConfig, random_weights:bool):
-    "The tokenizer: built in code for `tiny` (and for real sizes without a local folder), else the folder's."
+    "The tokenizer: built in code for `tiny` (and for random real-size weights without a folder), else the folder's."
     from transformers import AutoTokenizer
     if cfg.llm == "tiny" or (random_weights and not cfg.llm): return tiny_tokenizer()
+    if not cfg.llm:
+        raise ValueError(f"preset {cfg.preset!r} needs local weights: set paths.{cfg.preset.replace('-', '_')} in settings.ini "
+                         f"(or VESSEL_NB_PATHS_{cfg.preset.replace('-', '_').upper()}), or pass random_weights=True")
+    if not Path(cfg.llm).is_dir(): raise FileNotFoundError(f"{cfg.llm}: language-model folder not found; check settings.ini paths.{cfg.preset.replace('-', '_')}")
     return AutoTokenizer.from_pretrained(cfg.llm)
 
 # %% ../nbs/01_model.ipynb #ed34ddf4
 def build_vlm(cfg:ModelConfig, tok, random_weights:bool, device, dtype):
     "InternVL of `cfg`: tiny or real-size random weights, or the local folder `cfg.llm` loaded strictly."
     if cfg.llm == "tiny" or random_weights: return random_vlm(internvl_config(cfg, tok), device, dtype)
-    if not cfg.llm:
-        raise ValueError(f"preset {cfg.preset!r} needs local weights: set paths.{cfg.preset.replace('-', '_')} in settings.ini "
-                         f"(or VESSEL_NB_PATHS_{cfg.preset.replace('-', '_').upper()}), or pass random_weights=True")
     return pretrained_vlm(cfg.llm, cfg, device, dtype)
 
 def build_model(cfg:ModelConfig|str="tiny", # a config or a preset name
                 random_weights:bool=False,   # real-size architecture without weights (benchmarks, shape tests)
-                device=None) -> VesselSa2VA:
+                device=None,                 # default: the first GPU, else the CPU
+                dtype:torch.dtype|None=None) -> VesselSa2VA:  # default: `cfg.dtype` on GPU, float32 on CPU
     "Build the vessel Sa2VA model of `cfg` with its training policy applied."
     cfg = get_config(cfg) if isinstance(cfg, str) else cfg
-    device = torch.device(device or default_device()); dtype = compute_dtype(cfg, device)
+    device = torch.device(device or default_device()); dtype = dtype or compute_dtype(cfg, device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         tok = load_tokenizer(cfg, random_weights)
         vlm = build_vlm(cfg, tok, random_weights, device, dtype)
         attach_tokenizer(vlm, tok)
         sam = build_sam(replace(cfg, sam2_checkpoint="") if random_weights else cfg, device)
-        model = VesselSa2VA(vlm, sam, tok, cfg).to(device=device, dtype=dtype)
+        model = VesselSa2VA(vlm, sam, tok, cfg).place(device, dtype)
     return model.apply_training_policy()
 
 # %% ../nbs/01_model.ipynb #dcaa20a5
@@ -471,6 +501,18 @@ def __call__(self:Collator, samples:list) -> dict:
                 num_tiles=torch.tensor([s["pixel_values"].shape[0] for s in samples]),
                 sam_images=torch.stack([s["sam_image"] for s in samples]),                     # (B, 3, S, S)
                 masks=[s["masks"] for s in samples])                                           # [(N_i, m, m)]
+
+# %% ../nbs/01_model.ipynb #2f9d0ad7
+def fake_sample(cfg:ModelConfig, n_obj:int=1, seed:int=0) -> dict:
+    "A dataset-like sample with random pixels and `n_obj` rectangular masks (tests and benchmarks)."
+    from vessel_nb.dataset import chat_segments
+    import random
+    g = torch.Generator().manual_seed(seed); m = cfg.data.mask_size
+    masks = torch.zeros(n_obj, m, m)
+    for k in range(n_obj): masks[k, m//8*(k+1):m//8*(k+3), m//4:m//2] = 1
+    return dict(pixel_values=torch.randn(1, 3, cfg.data.tile_size, cfg.data.tile_size, generator=g),
+                sam_image=torch.randn(3, cfg.data.sam_size, cfg.data.sam_size, generator=g), masks=masks,
+                segments=chat_segments(["blood vessel"] * n_obj, cfg.data, random.Random(seed)), image="x.png", video="video-0", size=(64, 64))
 
 # %% ../nbs/01_model.ipynb #721e6bf7
 @patch
@@ -591,14 +633,14 @@ class VesselPredictor:
 @patch
 def _inputs(self:VesselPredictor, imgs:list, prompts:list) -> dict:
     "Left-padded prompt ids, attention mask, tiles and SAM2 images on the model's device."
-    d, dev, dt = self.model.cfg.data, self.model.device, self.model.dtype
+    d, dev, dt = self.model.cfg.data, self.model.device, self.model.compute_dtype
     tiles = [torch.from_numpy(internvl_tiles(im, d)) for im in imgs]
     ids = [self.prompt_ids(p, t.shape[0]) for p, t in zip(prompts, tiles)]
     L, pad = max(map(len, ids)), self.model.tokenizer.pad_token_id
     return dict(input_ids=torch.tensor([[pad] * (L - len(i)) + i for i in ids], device=dev),
                 attention_mask=torch.tensor([[0] * (L - len(i)) + [1] * len(i) for i in ids], device=dev),
                 pixel_values=torch.cat(tiles).to(dev, dt),                                           # (ΣT, 3, t, t)
-                sam_images=torch.stack([torch.from_numpy(sam_image(im, d)) for im in imgs]).to(dev, dt))  # (B, 3, S, S)
+                sam_images=torch.stack([torch.from_numpy(sam_image(im, d)) for im in imgs]).to(dev))  # (B, 3, S, S)
 
 @patch
 def _answer(self:VesselPredictor, ids:torch.Tensor) -> torch.Tensor:
@@ -615,15 +657,16 @@ def predict_batch(self:VesselPredictor, images:list, prompts:list|str="Please se
     imgs = [to_rgb(x) for x in images]
     prompts = [prompts] * len(imgs) if isinstance(prompts, str) else list(prompts)
     x = self._inputs(imgs, prompts)
-    gen, hs = greedy_generate(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.max_new_tokens,
-                              [token_id(tok, CHAT_TOKENS[1])], tok.pad_token_id)
-    n = [self._answer(g) for g in gen]
-    is_seg = torch.stack([(g == m.seg_id) & (torch.arange(len(g), device=g.device) < k) for g, k in zip(gen, n)])  # (B, n)
-    logits = None
-    if is_seg.any():
-        emb, high = sam_features(m.sam, x["sam_images"])
-        idx = torch.nonzero(is_seg)[:, 0]                                        # object → image
-        logits = decode_masks(m.sam, emb[idx], [h[idx] for h in high], m.seg_head(hs[is_seg]))[0]  # (N, s, s)
+    with m.autocast():
+        gen, hs = greedy_generate(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.max_new_tokens,
+                                  [token_id(tok, CHAT_TOKENS[1])], tok.pad_token_id)
+        n = [self._answer(g) for g in gen]
+        is_seg = torch.stack([(g == m.seg_id) & (torch.arange(len(g), device=g.device) < k) for g, k in zip(gen, n)])  # (B, n)
+        logits = None
+        if is_seg.any():
+            emb, high = sam_features(m.sam, x["sam_images"])
+            idx = torch.nonzero(is_seg)[:, 0]                                        # object → image
+            logits = decode_masks(m.sam, emb[idx], [h[idx] for h in high], m.seg_head(hs[is_seg]))[0]  # (N, s, s)
     return [self._result(tok.decode(g[:k]), im, logits[idx == i] if logits is not None else None)
             for i, (g, k, im) in enumerate(zip(gen, n, imgs))]
 
@@ -649,13 +692,15 @@ def merged_vlm(model:VesselSa2VA):
     return vlm.merge_and_unload() if hasattr(vlm, "merge_and_unload") else vlm
 
 def tied(vlm) -> bool:
-    "Whether `lm_head` shares its weight with the input embeddings."
-    return vlm.get_output_embeddings().weight is vlm.get_input_embeddings().weight
+    "Whether the config ties `lm_head` to the input embeddings (InternVL3-1B/2B-style)."
+    return bool(getattr(vlm.config, "tie_word_embeddings", False))
 
 def plain_state_dict(model:VesselSa2VA, dtype:torch.dtype|None=None) -> dict:
     "Full state dict with merged weights (tied `lm_head` left out), optionally cast to `dtype`."
-    vlm = merged_vlm(model)
-    sd = {**{f"vlm.{k}": v for k, v in vlm.state_dict().items() if not (tied(vlm) and k == "lm_head.weight")},
+    vlm = merged_vlm(model); vsd = vlm.state_dict()
+    if tied(vlm) and not torch.equal(vsd["lm_head.weight"], vsd["model.language_model.embed_tokens.weight"]):
+        raise RuntimeError("config ties lm_head to embed_tokens but the merged weights differ; not saving an inconsistent model")
+    sd = {**{f"vlm.{k}": v for k, v in vsd.items() if not (tied(vlm) and k == "lm_head.weight")},
           **{f"sam.{k}": v for k, v in model.sam.state_dict().items()}, **{f"seg_head.{k}": v for k, v in model.seg_head.state_dict().items()}}
     return {k: (v.to(dtype) if dtype and v.is_floating_point() else v).contiguous() for k, v in sd.items()}
 
@@ -674,7 +719,7 @@ def save_pretrained(model:VesselSa2VA, folder:str|Path, # must not exist yet
     model.tokenizer.save_pretrained(tmp)
     conf = dict(format=FORMAT, model_config={**model.cfg.to_dict(), "train": [], "sam2_checkpoint": ""},
                 vlm_config=merged_vlm_config(model), identity=model.identity(),
-                dtype=str(next(iter(sd.values())).dtype).replace("torch.", ""))
+                dtype=str(dtype or model.compute_dtype).replace("torch.", ""))
     (tmp / "config.json").write_text(json.dumps(conf, indent=1, default=str))
     os.replace(tmp, folder)
     return folder
@@ -684,14 +729,6 @@ def merged_vlm_config(model:VesselSa2VA) -> dict:
     return model.core.config.to_dict()
 
 # %% ../nbs/01_model.ipynb #fdfcfad9
-def _fix_buffers(module, device):
-    "Recompute non-persistent buffers left on the meta device (e.g. rotary `inv_freq`) by rebuilding their module."
-    for name, m in module.named_modules():
-        if any(b is not None and b.is_meta for b in m._buffers.values()):
-            if not hasattr(m, "config"): raise RuntimeError(f"cannot rebuild buffers of {name} ({type(m).__name__})")
-            with torch.device(device): fresh = type(m)(m.config)
-            for k in m._buffers: m._buffers[k] = fresh._buffers[k]
-
 def read_weights(folder:Path, device="cpu") -> dict:
     "All tensors of a (possibly sharded) safetensors folder."
     from safetensors.torch import load_file
@@ -719,5 +756,5 @@ def load(folder:str|Path, device=None, dtype:torch.dtype|None=None) -> VesselSa2
     check_state_dict(expect, sd, str(folder))
     model.load_state_dict(sd, strict=False, assign=True)
     if tied(vlm): vlm.tie_weights()
-    _fix_buffers(model, device)
-    return model.to(device=device, dtype=dtype).apply_training_policy().eval()
+    refresh_buffers(vlm, device)     # non-persistent buffers are not in the file
+    return model.place(device, dtype).apply_training_policy().eval()

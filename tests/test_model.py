@@ -1,0 +1,221 @@
+"End-to-end tests of `vessel_nb.model` on CPU with the tiny preset."
+import json, subprocess, sys, time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from vessel_nb.model import (SA2VA_TRAIN, TINY_TRAIN, Collator, VesselPredictor, build_model, fake_sample, get_config,
+                             internvl_config, load, overfit, param_group, save_pretrained, tiny_tokenizer, random_vlm,
+                             load_sam2_checkpoint, build_sam, roundtrip_dice)
+
+ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)   # 2 shared cores: one thread is much faster under contention
+
+
+def sa2va_tiny(**kw):
+    "Tiny dims with the Sa2VA training policy (LoRA, [SEG] rows, projector, head, SAM2 decoder)."
+    return get_config("tiny", train=SA2VA_TRAIN, lora_r=4, lora_alpha=8, **kw)
+
+
+def batch_of(model, counts=(2, 1)):
+    return Collator(model.tokenizer, model.cfg)([fake_sample(model.cfg, n, seed=i) for i, n in enumerate(counts)])
+
+
+def test_overfit_one_batch():
+    model = build_model("tiny", device="cpu")
+    losses = overfit(model, batch_of(model), steps=50)
+    assert losses[-1] <= 0.2 * losses[0], f"loss {losses[0]:.3f} -> {losses[-1]:.3f}: fell less than 80%"
+
+
+def test_forward_backward_time_one_sample():
+    model = build_model("tiny", device="cpu")
+    b = batch_of(model, (1,))
+    model(b)["loss"].backward()   # warm-up
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter(); model(b)["loss"].backward(); times.append(time.perf_counter() - t0)
+    assert min(times) < 0.5, f"tiny forward+backward took {min(times):.3f} s"
+
+
+@pytest.mark.parametrize("train,seg_rows,expected", [
+    (TINY_TRAIN, "tokens", set(TINY_TRAIN)),
+    (SA2VA_TRAIN, "tokens", {"projector", "lora", "seg_token", "seg_head", "sam_decoder"}),
+    (SA2VA_TRAIN, "full", {"projector", "lora", "seg_token", "seg_head", "sam_decoder"}),
+])
+def test_exactly_the_trainable_parameters_get_gradients(train, seg_rows, expected):
+    model = build_model(get_config("tiny", train=train, seg_rows=seg_rows, lora_r=4, lora_alpha=8), device="cpu")
+    groups = model.groups()
+    print({g: f"{n:,} total, {t:,} trainable" for g, (n, t) in sorted(groups.items())})
+    assert {g for g, (_, t) in groups.items() if t} == expected
+    model(batch_of(model))["loss"].backward()
+    wrong = [(n, p.requires_grad, p.grad is not None) for n, p in model.named_parameters() if p.requires_grad != (p.grad is not None)]
+    assert not wrong, wrong[:10]
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert not any(".vision_tower." in n and ".lora_" in n for n in model.state_dict()), "LoRA must not touch the vision tower"
+    if "lora" in train:
+        lora = [n for n in names if param_group(n) == "lora"]
+        assert len(lora) == 2 * 7 * 2 and all(".language_model." in n for n in lora)
+        seg = {n: tuple(p.shape) for n, p in model.named_parameters() if param_group(n) == "seg_token"}
+        H, V = 64, len(model.tokenizer)
+        assert sorted(seg.values()) == ([(1, H), (1, H)] if seg_rows == "tokens" else [(V, H), (V, H)]), seg
+
+
+def test_seg_row_training_changes_only_the_seg_row():
+    model = build_model(sa2va_tiny(), device="cpu")
+    emb = lambda: model.core.get_input_embeddings()(torch.arange(len(model.tokenizer))[None])[0].detach().clone()
+    before = emb(); overfit(model, batch_of(model), steps=2); after = emb()
+    changed = (before != after).any(1).nonzero()[:, 0].tolist()
+    assert changed == [model.seg_id]
+
+
+def test_predictor_shapes_types_and_batch():
+    model = build_model("tiny", device="cpu"); overfit(model, batch_of(model, (1,)), steps=40)
+    p = VesselPredictor(model, threshold=0.5)
+    grey = np.random.default_rng(0).integers(0, 255, (33, 47), dtype=np.uint8)
+    r = p.predict(grey)
+    assert isinstance(r.text, str) and "[SEG]" in r.text and not r.warning
+    assert r.prob.shape == (33, 47) and r.prob.dtype == np.float32 and r.mask.dtype == np.bool_
+    assert 0.0 <= r.prob.min() and r.prob.max() <= 1.0
+    assert np.array_equal(r.mask, r.prob > 0.5)
+    assert r.probs.shape[0] == r.text.count("[SEG]")
+    rgb = np.repeat(grey[..., None], 3, 2)
+    rs = p.predict_batch([rgb, np.zeros((20, 20), np.uint8)])
+    assert [x.prob.shape for x in rs] == [(33, 47), (20, 20)]
+    np.testing.assert_allclose(rs[0].prob, r.prob, atol=1e-4)   # grey == its RGB copy; batch == single
+
+
+def test_no_seg_generated_is_an_empty_result_with_a_warning():
+    model = build_model("tiny", device="cpu")
+    model.seg_id = -1   # the model can never produce [SEG]
+    r = VesselPredictor(model, max_new_tokens=3).predict(np.zeros((12, 18), np.uint8))
+    assert r.prob.shape == (12, 18) and not r.mask.any() and r.probs.shape == (0, 12, 18)
+    assert "no [SEG] generated" in r.warning
+
+
+def test_sample_without_seg_has_no_mask_loss():
+    model = build_model("tiny", device="cpu")
+    qa = fake_sample(model.cfg, 0)
+    qa["segments"] = [("<|im_start|>user\n<image>\nIs this an angiogram?<|im_end|>\n<|im_start|>assistant\n", False), ("Yes.<|im_end|>", True)]
+    out = model(Collator(model.tokenizer, model.cfg)([qa, fake_sample(model.cfg, 1)]))
+    assert out["loss_mask"] > 0   # the other sample still supervises its mask
+    out = model(Collator(model.tokenizer, model.cfg)([qa]))
+    assert out["loss_mask"].item() == 0.0 and out["loss_dice"].item() == 0.0 and out["loss_llm"] > 0
+
+
+def test_load_trainable_refusals():
+    model = build_model(sa2va_tiny(), device="cpu")
+    sd = model.trainable_state_dict()
+    model.load_trainable(sd)
+    k = next(iter(sd))
+    with pytest.raises(ValueError, match=r"missing keys \(1\)"): model.load_trainable({n: v for n, v in sd.items() if n != k})
+    with pytest.raises(ValueError, match="unexpected keys"): model.load_trainable({**sd, "sam.extra": torch.zeros(1)})
+    with pytest.raises(ValueError, match="shape mismatches"): model.load_trainable({**sd, "seg_head.2.weight": torch.zeros(256, 65)})
+    with pytest.raises(ValueError, match="hidden_size: 6144 vs model 64"): model.check_identity({**model.identity(), "hidden_size": 6144})
+
+
+def local_internvl(folder, cfg, tok):
+    "A tiny InternVL written in transformers' native layout, like a user's local weights folder."
+    vlm = random_vlm(internvl_config(cfg, tok))
+    vlm.save_pretrained(folder); tok.save_pretrained(folder)
+    return vlm
+
+
+def test_local_weights_load_strictly(tmp_path):
+    cfg, tok = get_config("tiny"), tiny_tokenizer()
+    vlm = local_internvl(tmp_path / "ok", cfg, tok)
+    model = build_model(get_config("tiny", llm=str(tmp_path / "ok")), device="cpu")
+    w = model.core.model.language_model.layers[0].mlp.up_proj.weight
+    assert torch.equal(w, vlm.model.language_model.layers[0].mlp.up_proj.weight)
+    # hidden size of another architecture (the 26B-into-8B pitfall)
+    with pytest.raises(ValueError, match="hidden size 64 does not match preset 'tiny' \\(hidden size 128\\)"):
+        build_model(get_config("tiny", llm=str(tmp_path / "ok"), hidden_size=128), device="cpu")
+    # a missing tensor
+    f = tmp_path / "ok" / "model.safetensors"; w = load_file(f)
+    w.pop("multi_modal_projector.linear_1.bias"); save_file(w, f)   # (transformers writes its own checkpoint key layout)
+    with pytest.raises(ValueError, match="missing_keys: model.multi_modal_projector.linear_1.bias"):
+        build_model(get_config("tiny", llm=str(tmp_path / "ok")), device="cpu")
+
+
+def test_tokenizer_mismatch_refused(tmp_path):
+    cfg, tok = get_config("tiny"), tiny_tokenizer()
+    local_internvl(tmp_path / "m", cfg, tok)
+    other = tiny_tokenizer(vocab_size=400); other.add_tokens([f"<x{i}>" for i in range(200)]); other.save_pretrained(tmp_path / "m")
+    with pytest.raises(ValueError, match="tokenizer mismatch"):
+        build_model(get_config("tiny", llm=str(tmp_path / "m")), device="cpu")
+
+
+def test_real_preset_without_weights_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("VESSEL_NB_PATHS_INTERNVL3_8B", "")
+    with pytest.raises(ValueError, match="set paths.internvl3_8b in settings.ini"):
+        build_model("internvl3-8b", device="cpu")
+
+
+def test_sam2_checkpoint_strict(tmp_path):
+    cfg = get_config("tiny"); sam = build_sam(cfg)
+    sd = sam.state_dict(); sd["sam_mask_decoder.conv_s0.weight"] = torch.zeros(1)
+    torch.save({"model": sd}, tmp_path / "s.pt")
+    with pytest.raises(ValueError, match="shape mismatches \\(1\\): sam_mask_decoder.conv_s0.weight"):
+        load_sam2_checkpoint(sam, tmp_path / "s.pt")
+    with pytest.raises(FileNotFoundError, match="paths.sam2_hiera_large"):
+        load_sam2_checkpoint(sam, tmp_path / "none.pt")
+
+
+def test_save_load_roundtrip_and_refusals(tmp_path):
+    model = build_model(sa2va_tiny(), device="cpu"); overfit(model, batch_of(model), steps=3)
+    img = np.random.default_rng(2).integers(0, 255, (40, 52), dtype=np.uint8)
+    ref = VesselPredictor(model, max_new_tokens=6).predict(img)
+    save_pretrained(model, tmp_path / "m")
+    with pytest.raises(FileExistsError): save_pretrained(model, tmp_path / "m")
+    conf = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert conf["identity"]["hidden_size"] == 64 and conf["model_config"]["train"] == []
+    back = load(tmp_path / "m", device="cpu")
+    assert not any(p.requires_grad for p in back.parameters())
+    got = VesselPredictor(back, max_new_tokens=6).predict(img)
+    assert got.text == ref.text
+    np.testing.assert_allclose(got.prob, ref.prob, atol=1e-4)
+    # loading in a fresh interpreter needs neither peft nor the training code
+    code = ("import sys; sys.modules['peft'] = None; sys.modules['vessel_nb.train'] = None\n"
+            f"from vessel_nb.model import load; m = load({str(tmp_path / 'm')!r}, device='cpu'); print(type(m).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "VesselSa2VA" in out.stdout, out.stderr[-2000:]
+    # tampering is refused by name
+    f = tmp_path / "m" / "model.safetensors"; w = load_file(f); w["sam.extra"] = torch.zeros(1); save_file(w, f)
+    with pytest.raises(ValueError, match="unexpected keys \\(1\\): sam.extra"): load(tmp_path / "m", device="cpu")
+    conf["identity"]["tokenizer_sha"] = "0" * 16; (tmp_path / "m" / "config.json").write_text(json.dumps(conf))
+    with pytest.raises(ValueError, match="tokenizer_sha"): load(tmp_path / "m", device="cpu")
+
+
+def test_bf16_on_cpu():
+    model = build_model(sa2va_tiny(), device="cpu", dtype=torch.bfloat16)
+    out = model(batch_of(model)); out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+    r = VesselPredictor(model, max_new_tokens=3).predict(np.zeros((10, 10), np.uint8))
+    assert r.prob.dtype == np.float32
+
+
+def test_gradient_checkpointing_same_loss():
+    model = build_model(sa2va_tiny(), device="cpu"); model.eval()   # eval: no LoRA dropout, comparable losses
+    b = batch_of(model)
+    a = model(b)["loss"].item()
+    model.gradient_checkpointing_enable(); model.train(); model.eval()
+    loss = model(b)["loss"]; loss.backward()
+    assert abs(loss.item() - a) < 1e-4
+
+
+def test_roundtrip_dice_on_cimat():
+    root = ROOT.parent / "shared" / "data" / "cimat_angios_80"
+    if not root.is_dir(): pytest.skip(f"{root} not found (public test data, see ../shared/data/README.md)")
+    import cv2
+    gts = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) > 127 for f in sorted(root.glob("*/*_gt.png"))[:10]]
+    cfg = get_config("internvl3-8b")
+    assert min(roundtrip_dice(g, cfg.data.mask_size) for g in gts) >= 0.95   # the chosen supervision keeps vessels
+
+
+def test_gpu_smoke_script_runs_tiny_on_cpu():
+    out = subprocess.run([sys.executable, "bench/model_gpu_smoke.py", "--preset", "tiny", "--device", "cpu", "--steps", "2"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for s in ("parameters", "trainable", "sam_decoder", "step time", "peak memory", "loss"): assert s in out.stdout, out.stdout
