@@ -84,3 +84,34 @@ def test_import_masks_fidelity_cimat(tmp_path):
         dice.append(_dice(D.entry_mask(e, *gt.shape).astype(bool), gt))
     assert min(dice) >= 0.98, min(dice)
     assert cli("check", tmp_path/"cimat").returncode == 0
+
+
+def _coco(tmp_path, names):
+    for n in names[:1]: cv2.imwrite(str(tmp_path/n), np.zeros((10, 10), np.uint8))
+    (tmp_path/"coco.json").write_text(json.dumps({
+        "images": [{"id": i, "file_name": n, "width": 10, "height": 10} for i, n in enumerate(names)],
+        "categories": [{"id": 1, "name": "vessel"}],
+        "annotations": [{"image_id": i, "category_id": 1, "segmentation": [[0, 0, 5, 0, 5, 5]]} for i in range(len(names))]}))
+    return tmp_path/"coco.json"
+
+
+def test_failed_import_leaves_nothing_behind(tmp_path):
+    src = _coco(tmp_path, ["a.png", "missing.png"])   # the second image does not exist
+    r = cli("import", "coco", src, tmp_path/"out")
+    assert r.returncode == 2 and "missing.png" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path/"out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_import_refuses_a_non_empty_folder_and_name_clashes(tmp_path):
+    src = _coco(tmp_path, ["a.png"])
+    (tmp_path/"out").mkdir(); (tmp_path/"out"/"keep.txt").write_text("mine")
+    r = cli("import", "coco", src, tmp_path/"out")
+    assert r.returncode == 2 and "not empty" in r.stderr and (tmp_path/"out"/"keep.txt").read_text() == "mine"
+    (tmp_path/"sub").mkdir(); cv2.imwrite(str(tmp_path/"sub"/"a.png"), np.zeros((10, 10), np.uint8))
+    c = json.loads(src.read_text())
+    c["images"].append({"id": 1, "file_name": "sub/a.png", "width": 10, "height": 10})
+    c["annotations"].append({"image_id": 1, "category_id": 1, "segmentation": [[0, 0, 5, 0, 5, 5]]})
+    src.write_text(json.dumps(c))
+    with pytest.raises(D.DataError, match="would both be named 'a.png'"):
+        D.import_coco(src, tmp_path/"out2")
+    assert not (tmp_path/"out2").exists()

@@ -8,6 +8,7 @@ Docs: https://vessel-nb.github.io/vessel_nb/dataset.html.md"""
 from __future__ import annotations
 import argparse, configparser, hashlib, io, json, math, os, random, re, shutil, sys, tempfile
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -23,11 +24,11 @@ __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES',
            'as_polygons', 'rasterize', 'entry_objects', 'video_id', 'patient_id', 'frame_number', 'pseudonym',
            'display_name', 'load_splits', 'load_split', 'data_fingerprint', 'split_fingerprints', 'DataConfig',
            'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments', 'write_json',
-           'write_image', 'entry_mask', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video', 'synth_name',
-           'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas', 'CheckReport', 'check',
-           'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs', 'import_masks',
-           'import_coco', 'import_labelme', 'stats', 'format_stats', 'sample_view', 'preview', 'browser',
-           'VesselDataset', 'object_masks', 'main']
+           'write_image', 'staged', 'entry_mask', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video',
+           'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas', 'CheckReport',
+           'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs', 'write_data',
+           'import_masks', 'import_coco', 'import_labelme', 'stats', 'format_stats', 'sample_view', 'preview',
+           'browser', 'VesselDataset', 'object_masks', 'main']
 
 # %% ../nbs/00_dataset.ipynb #cbe2de83
 class DataError(ValueError):
@@ -376,6 +377,19 @@ def write_image(path:str|Path, img:np.ndarray, quality:int=95):
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     buf.tofile(str(tmp)); os.replace(tmp, path)
 
+# %% ../nbs/00_dataset.ipynb #871662ef
+@contextmanager
+def staged(out:str|Path):
+    "Context manager yielding a temporary folder that becomes `out` when the block succeeds."
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())): raise DataError(f"{out}: exists and is not empty; pick a new folder")
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    try: yield tmp
+    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
+    if out.exists(): out.rmdir()
+    os.replace(tmp, out)
+
 # %% ../nbs/00_dataset.ipynb #5fd333ad
 def entry_mask(entry:dict, height:int, width:int) -> np.ndarray:
     "`uint8 (H, W)` union of every object of an entry: the image's vessel ground truth."
@@ -467,19 +481,18 @@ def synth_name(rng, v:int, frame:int) -> str:
     return (f"{FAKE_NAMES[v % len(FAKE_NAMES)]}({r.randrange(10**9, 10**10):010d})_1-{r.randint(1, 5)}_1_"
             f"{r.randrange(16**8):08X}_frame_{frame:06d}.png")
 
-def synth(out:str|Path, videos:int=8, frames:int=6, size:int=256, seed:int=0, text:str="blood vessel",
-          force:bool=False) -> list[dict]:
+def synth(out:str|Path, # a new (or empty) folder
+          videos:int=8, frames:int=6, size:int=256, seed:int=0, text:str="blood vessel") -> list[dict]:
     "Write a synthetic data folder (images + `annotations.json`) and return its entries."
-    out = Path(out)
-    if ann_path(out).exists() and not force: raise DataError(f"{ann_path(out)}: exists; pick an empty folder or pass --force")
     rng, entries = np.random.default_rng(seed), []
-    for v in range(videos):
-        first, step = int(rng.integers(3, 15)), int(rng.integers(1, 4))
-        for f, (img, polys) in enumerate(synth_video(rng, size, frames)):
-            name = synth_name(rng, v + 100 * seed, first + f * step)
-            write_image(out/name, img)
-            entries.append({"image": name, "mask": polys, "text": [text]})
-    write_json(out/"annotations.json", entries)
+    with staged(out) as tmp:
+        for v in range(videos):
+            first, step = int(rng.integers(3, 15)), int(rng.integers(1, 4))
+            for f, (img, polys) in enumerate(synth_video(rng, size, frames)):
+                name = synth_name(rng, v + 100 * seed, first + f * step)
+                write_image(tmp/name, img)
+                entries.append({"image": name, "mask": polys, "text": [text]})
+        write_json(tmp/"annotations.json", entries)
     return entries
 
 # %% ../nbs/00_dataset.ipynb #e61a886d
@@ -715,6 +728,7 @@ def format_report(r:CheckReport, examples:int=3, real_names:bool=False) -> str:
         lines.append(f"  {r.severity(kind):7} {kind:19} {c[kind]:6}  {PROBLEMS[kind][1]}")
         lines.append(f"  {'':27}{'':6}  → {PROBLEMS[kind][2]}")
         lines += [f"  {'':27}{'':6}    e.g. {_where(p, real_names)}" for p in [p for p in r.problems if p.kind == kind][:examples]]
+    if not real_names: lines.append("  (file names are shown as pseudonyms; --real-names shows them, --json lists every occurrence)")
     return "\n".join(lines)
 
 def report_json(r:CheckReport, real_names:bool=False) -> dict:
@@ -739,15 +753,15 @@ def _rescaled(entry:dict, sx:float, sy:float) -> dict:
 def fix_scale(root:str|Path, out:str|Path, report:CheckReport|None=None) -> int:
     "Write a copy of `root` to `out` with the recorded-size entries rescaled; returns how many were rescaled."
     root, out = Path(root), Path(out)
-    if ann_path(out).exists() or out.resolve() == ann_path(root).parent.resolve():
-        raise DataError(f"{out}: holds an annotations.json already; pick a new folder (the input is never modified)")
+    if out.exists() and any(out.iterdir()): raise DataError(f"{out}: exists and is not empty; pick a new folder (the input is never modified)")
     report, entries = report or check(root), load_annotations(root)
     sizes = {i: _image_sizes(root, [entries[i]["image"]])[entries[i]["image"]] for i in report.canvas}
     fixed = [_rescaled(e, sizes[i][1] / report.canvas[i][1], sizes[i][0] / report.canvas[i][0]) if i in report.canvas else e
              for i, e in enumerate(entries)]
-    for n in _image_files(root): _link_or_copy(image_path(root, n), out/n)
-    if (ann_path(root).parent/"splits.json").is_file(): shutil.copy2(ann_path(root).parent/"splits.json", out/"splits.json")
-    write_json(ann_path(out), fixed)
+    with staged(out) as tmp:
+        for n in _image_files(root): _link_or_copy(image_path(root, n), tmp/n)
+        if (ann_path(root).parent/"splits.json").is_file(): shutil.copy2(ann_path(root).parent/"splits.json", tmp/"splits.json")
+        write_json(ann_path(tmp), fixed)
     return len(report.canvas)
 
 # %% ../nbs/00_dataset.ipynb #6672c497
@@ -792,26 +806,31 @@ def _flat_name(src:Path, p:Path) -> str:
     rel = p.relative_to(src).parts
     return "_".join(x for x in rel if x not in ("images",))
 
-def _new_out(out:Path):
-    "Refuse to import over an existing data folder."
-    if ann_path(out).exists(): raise DataError(f"{ann_path(out)}: exists; import into a new folder")
-    out.mkdir(parents=True, exist_ok=True)
+def write_data(out:str|Path, items) -> int:
+    "Write `(image file, entry)` pairs as a new data folder `out` (staged: all or nothing); returns the entry count."
+    with staged(out) as tmp:
+        entries, seen = [], {}
+        for p, e in items:
+            if e["image"] in seen: raise DataError(f"{p} and {seen[e['image']]} would both be named {e['image']!r}; rename one")
+            seen[e["image"]] = p; _link_or_copy(p, tmp/e["image"]); entries.append(e)
+        write_json(ann_path(tmp), entries)
+    return len(entries)
 
-def import_masks(src:str|Path, out:str|Path, text:str="blood vessel", threshold:int=127) -> dict:
-    "Convert image/mask pairs under `src` into a data folder `out`; returns counts."
-    src, out = Path(src), Path(out)
-    pairs = find_mask_pairs(src)
-    if not pairs: raise DataError(f"{src}: no image/mask pairs found (expected N.png + N_gt.png, or images/ + masks/)")
-    _new_out(out); entries, empty = [], []
+def _mask_items(src:Path, pairs:list, text:str, threshold:int, empty:list):
+    "`(image, entry)` of every pair with a non-empty mask (names of empty ones go to `empty`)."
     for img, m in pairs:
         mk = cv2.imdecode(np.fromfile(str(m), np.uint8), cv2.IMREAD_GRAYSCALE)
         if mk is None: raise DataError(f"{m}: mask not readable; re-export it as PNG")
         polys, name = mask_to_polygons(mk > threshold), _flat_name(src, img)
-        if not polys: empty.append(name); continue
-        _link_or_copy(img, out/name)
-        entries.append({"image": name, "mask": polys, "text": [text]})
-    write_json(ann_path(out), entries)
-    return {"entries": len(entries), "empty_masks_skipped": empty}
+        if polys: yield img, {"image": name, "mask": polys, "text": [text]}
+        else: empty.append(display_name(name))
+
+def import_masks(src:str|Path, out:str|Path, text:str="blood vessel", threshold:int=127) -> dict:
+    "Convert image/mask pairs under `src` into a new data folder `out`; returns counts."
+    src, empty = Path(src), []
+    pairs = find_mask_pairs(src)
+    if not pairs: raise DataError(f"{src}: no image/mask pairs found (expected N.png + N_gt.png, or images/ + masks/)")
+    return {"entries": write_data(out, _mask_items(src, pairs, text, threshold, empty)), "empty_masks_skipped": empty}
 
 # %% ../nbs/00_dataset.ipynb #78da4b13
 def _real_size(p:Path) -> tuple[int, int]:
@@ -834,27 +853,27 @@ def _group(objs:list[tuple[str, list]], text:str|None) -> tuple[list, list]:
     return [[p for l2, ps in objs if l2 == l for p in ps] for l in labels], labels
 
 # %% ../nbs/00_dataset.ipynb #6e3254f2
-def import_coco(src:str|Path, out:str|Path, text:str|None="blood vessel", images:str|Path|None=None) -> dict:
-    "Convert a COCO JSON (`src`) to a data folder `out`; `text=None` keeps one object per category."
-    src, out = Path(src), Path(out)
-    try: coco = json.loads(src.read_text())
-    except (OSError, json.JSONDecodeError) as e: raise DataError(f"{src}: not a readable COCO JSON ({e})") from None
-    cats = {c["id"]: c["name"] for c in coco.get("categories", [])}
-    anns = defaultdict(list)
+def _coco_items(coco:dict, imdir:Path, text:str|None, info:Counter):
+    "`(image, entry)` of every COCO image with annotations."
+    cats, anns = {c["id"]: c["name"] for c in coco.get("categories", [])}, defaultdict(list)
     for a in coco.get("annotations", []): anns[a["image_id"]].append(a)
-    imdir, entries, rescaled, unannotated = Path(images) if images else src.parent, [], 0, 0
-    _new_out(out)
     for im in coco.get("images", []):
-        if not anns[im["id"]]: unannotated += 1; continue
+        if not anns[im["id"]]: info["images_without_annotations"] += 1; continue
         p = next((q for q in (imdir/im["file_name"], imdir/"images"/im["file_name"]) if q.is_file()), None)
         if p is None: raise DataError(f"{imdir/im['file_name']}: image of COCO image id {im['id']} not found; pass --images DIR")
         h, w = _real_size(p); rh, rw = im.get("height", h), im.get("width", w)
         objs = [(cats.get(a["category_id"], str(a["category_id"])), _coco_polys(a["segmentation"], rh, rw)) for a in anns[im["id"]]]
-        e = dict(zip(("mask", "text"), _group(objs, text)), image=Path(im["file_name"]).name)
-        if (rh, rw) != (h, w): e, rescaled = _rescaled(e, w / rw, h / rh), rescaled + 1
-        _link_or_copy(p, out/e["image"]); entries.append({"image": e["image"], "mask": e["mask"], "text": e["text"]})
-    write_json(ann_path(out), entries)
-    return {"entries": len(entries), "rescaled": rescaled, "images_without_annotations": unannotated}
+        e = dict(image=Path(im["file_name"]).name, **dict(zip(("mask", "text"), _group(objs, text))))
+        if (rh, rw) != (h, w): e = _rescaled(e, w / rw, h / rh); info["rescaled"] += 1
+        yield p, e
+
+def import_coco(src:str|Path, out:str|Path, text:str|None="blood vessel", images:str|Path|None=None) -> dict:
+    "Convert a COCO JSON (`src`) to a new data folder `out`; `text=None` keeps one object per category."
+    src, info = Path(src), Counter(rescaled=0, images_without_annotations=0)
+    try: coco = json.loads(src.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: raise DataError(f"{src}: not a readable COCO JSON ({e})") from None
+    n = write_data(out, _coco_items(coco, Path(images) if images else src.parent, text, info))
+    return {"entries": n, **info}
 
 # %% ../nbs/00_dataset.ipynb #834b05c9
 def _shape_polygon(s:dict) -> list[float]|None:
@@ -867,39 +886,39 @@ def _shape_polygon(s:dict) -> list[float]|None:
     elif kind != "polygon": return None
     return pts.ravel().tolist()
 
-def _labelme_image(j:Path, lm:dict, out:Path) -> tuple[Path, str]:
-    "Source image of a LabelMe file (written from `imageData` when only embedded) and its name in `out`."
+def _labelme_image(j:Path, lm:dict, tmp:Path) -> Path:
+    "Source image of a LabelMe file (written to `tmp` from `imageData` when only embedded)."
     p = j.parent/(lm.get("imagePath") or "")
-    if lm.get("imagePath") and p.is_file(): return p, p.name
+    if lm.get("imagePath") and p.is_file(): return p
     if lm.get("imageData"):
         import base64
-        q = out/".embedded"/(j.stem + ".png"); q.parent.mkdir(parents=True, exist_ok=True)
-        q.write_bytes(base64.b64decode(lm["imageData"])); return q, q.name
+        q = tmp/(Path(lm.get("imagePath") or j.stem).stem + ".png"); q.write_bytes(base64.b64decode(lm["imageData"])); return q
     raise DataError(f"{j}: image {lm.get('imagePath')!r} not found and no imageData; put the image beside the JSON")
 
-# %% ../nbs/00_dataset.ipynb #bbd45cf3
-def import_labelme(src:str|Path, out:str|Path, text:str|None="blood vessel") -> dict:
-    "Convert a folder of LabelMe JSON files to a data folder `out`; `text=None` keeps one object per label."
-    src, out = Path(src), Path(out)
-    files = sorted(src.rglob("*.json"))
-    if not files: raise DataError(f"{src}: no LabelMe .json files found")
-    _new_out(out); entries, rescaled, no_area = [], 0, Counter()
+def _labelme_items(files:list[Path], text:str|None, tmp:Path, info:Counter):
+    "`(image, entry)` of every LabelMe file with at least one area shape."
     for j in files:
         try: lm = json.loads(j.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e: raise DataError(f"{j}: not valid JSON ({e})") from None
         if not isinstance(lm, dict) or "shapes" not in lm: raise DataError(f"{j}: not a LabelMe file (no `shapes`)")
-        p, name = _labelme_image(j, lm, out)
+        p = _labelme_image(j, lm, tmp)
         objs = [(s.get("label", "object"), [_shape_polygon(s)]) for s in lm["shapes"]]
-        no_area.update(s.get("shape_type") for s, (_, ps) in zip(lm["shapes"], objs) if ps[0] is None)
+        info.update(f"shapes_without_area:{s.get('shape_type')}" for s, (_, ps) in zip(lm["shapes"], objs) if ps[0] is None)
         objs = [o for o in objs if o[1][0] is not None]
-        if not objs: continue
-        e = dict(zip(("mask", "text"), _group(objs, text)), image=name)
+        if not objs: info["files_without_area_shapes"] += 1; continue
+        e = dict(image=p.name, **dict(zip(("mask", "text"), _group(objs, text))))
         h, w = _real_size(p); rh, rw = lm.get("imageHeight") or h, lm.get("imageWidth") or w
-        if (rh, rw) != (h, w): e, rescaled = _rescaled(e, w / rw, h / rh), rescaled + 1
-        _link_or_copy(p, out/name); entries.append({"image": name, "mask": e["mask"], "text": e["text"]})
-    shutil.rmtree(out/".embedded", ignore_errors=True)
-    write_json(ann_path(out), entries)
-    return {"entries": len(entries), "rescaled": rescaled, "shapes_without_area": dict(no_area)}
+        if (rh, rw) != (h, w): e = _rescaled(e, w / rw, h / rh); info["rescaled"] += 1
+        yield p, e
+
+# %% ../nbs/00_dataset.ipynb #bbd45cf3
+def import_labelme(src:str|Path, out:str|Path, text:str|None="blood vessel") -> dict:
+    "Convert a folder of LabelMe JSON files to a new data folder `out`; `text=None` keeps one object per label."
+    src, info = Path(src), Counter(rescaled=0)
+    files = sorted(src.rglob("*.json"))
+    if not files: raise DataError(f"{src}: no LabelMe .json files found")
+    with tempfile.TemporaryDirectory() as tmp: n = write_data(out, _labelme_items(files, text, Path(tmp), info))
+    return {"entries": n, **info}
 
 # %% ../nbs/00_dataset.ipynb #509763c7
 def _dist(xs:list) -> dict:
@@ -1047,7 +1066,6 @@ def _parser() -> argparse.ArgumentParser:
     y = sub.add_parser("synth", help="draw a synthetic data folder")
     y.add_argument("out"); y.add_argument("--videos", type=int, default=8); y.add_argument("--frames", type=int, default=6)
     y.add_argument("--size", type=int, default=256); y.add_argument("--seed", type=int, default=0)
-    y.add_argument("--force", action="store_true", help="write into a folder that already has annotations.json")
     t = sub.add_parser("stats", help="summary statistics"); t.add_argument("dir"); t.add_argument("--json", action="store_true")
     v = sub.add_parser("preview", help="image | overlay PNGs"); v.add_argument("dir"); v.add_argument("out")
     v.add_argument("-n", type=int, default=4); v.add_argument("--seed", type=int, default=0)
@@ -1081,7 +1099,7 @@ def main(argv:list[str]|None=None) -> int:
         if a.cmd == "split":
             sp = split_data(a.dir, a.val, a.test, a.seed, a.by)
             print(f"wrote {ann_path(a.dir).parent/'splits.json'}: " + ", ".join(f"{s} {len(sp[s])} images" for s in SPLITS))
-        if a.cmd == "synth": print(f"wrote {len(synth(a.out, a.videos, a.frames, a.size, a.seed, force=a.force))} frames to {a.out}")
+        if a.cmd == "synth": print(f"wrote {len(synth(a.out, a.videos, a.frames, a.size, a.seed))} frames to {a.out}")
         if a.cmd == "stats": s = stats(a.dir); print(json.dumps(s, indent=1) if a.json else format_stats(s))
         if a.cmd == "preview": print(f"wrote {len(preview(a.dir, a.out, a.n, a.seed, a.real_names))} previews to {a.out}")
         return 0
