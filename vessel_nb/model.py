@@ -24,9 +24,9 @@ __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG
            'ModelConfig', 'get_config', 'tiny_tokenizer', 'add_seg_token', 'token_id', 'check_state_dict',
            'internvl_config', 'random_vlm', 'refresh_buffers', 'pretrained_vlm', 'attach_tokenizer', 'sam2_yaml',
            'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features', 'decode_masks', 'dice_loss', 'mask_losses',
-           'param_group', 'lora_targets', 'lora_config', 'VesselSa2VA', 'default_device', 'compute_dtype',
+           'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'default_device', 'compute_dtype',
            'load_tokenizer', 'build_vlm', 'build_model', 'expand_image', 'Collator', 'fake_sample', 'overfit',
-           'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'merged_vlm', 'tied',
+           'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'merged_vlm',
            'plain_state_dict', 'save_pretrained', 'merged_vlm_config', 'read_weights', 'load']
 
 # %% ../nbs/01_model.ipynb #ea27e6d7
@@ -313,6 +313,10 @@ def lora_targets(vlm, spec:str="all-linear") -> list[str]:
     names = names if spec == "all-linear" else [n for n in names if re.search(spec, n)]
     if not names: raise ValueError(f"ModelConfig.lora_target={spec!r} matches no linear layer of the language model")
     return names
+
+def tied(vlm) -> bool:
+    "Whether the config ties `lm_head` to the input embeddings (InternVL3-1B/2B-style)."
+    return bool(getattr(vlm.config, "tie_word_embeddings", False))
 
 def lora_config(cfg:ModelConfig, vlm, seg_id:int):
     "peft `LoraConfig`: LoRA on the language model; `[SEG]` rows as trainable tokens (or full copies)."
@@ -690,10 +694,6 @@ def merged_vlm(model:VesselSa2VA):
     import copy
     vlm = copy.deepcopy(model.vlm)
     return vlm.merge_and_unload() if hasattr(vlm, "merge_and_unload") else vlm
-
-def tied(vlm) -> bool:
-    "Whether the config ties `lm_head` to the input embeddings (InternVL3-1B/2B-style)."
-    return bool(getattr(vlm.config, "tie_word_embeddings", False))
 
 def plain_state_dict(model:VesselSa2VA, dtype:torch.dtype|None=None) -> dict:
     "Full state dict with merged weights (tied `lm_head` left out), optionally cast to `dtype`."
