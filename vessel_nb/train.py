@@ -10,11 +10,11 @@ __all__ = ['PRESET_DEFAULTS', 'OPERATIONAL', 'LOSS_KEYS', 'RUN_FILES', 'WRAP_SUF
            'warmup_iters', 'get_lr', 'samples_per_rank', 'shard_indices', 'Plan', 'make_plan', 'describe_plan',
            'batch_position', 'batch_indices', 'write_text', 'write_json', 'append_jsonl', 'read_jsonl', 'checkpoints',
            'ckpt_iter', 'prune_checkpoints', 'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state',
-           'git_state', 'package_versions', 'Parts', 'dice_iou', 'check_data', 'build_parts', 'model_val_scores',
-           'config_diff', 'find_resume', 'init_work_dir', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report',
-           'oom_message', 'make_optimizer', 'to_device', 'Run', 'setup', 'trainable_state', 'optimizer_state',
-           'load_optimizer_state', 'checkpoint', 'check_resume', 'restore', 'epoch_batches', 'train_step', 'log_train',
-           'validate', 'fit', 'provenance', 'train', 'main']
+           'git_state', 'package_versions', 'Parts', 'check_data', 'build_parts', 'model_val_scores', 'config_diff',
+           'find_resume', 'init_work_dir', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report', 'oom_message',
+           'make_optimizer', 'to_device', 'Run', 'enable_gradient_checkpointing', 'setup', 'trainable_state',
+           'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume', 'restore', 'epoch_batches',
+           'train_step', 'log_train', 'validate', 'fit', 'provenance', 'train', 'main']
 
 # %% ../nbs/02_train.ipynb #d35ed1d6
 import argparse, datetime, importlib.metadata, json, math, os, platform, random, shutil, subprocess, sys, time
@@ -65,7 +65,7 @@ class TrainConfig:
 
 # %% ../nbs/02_train.ipynb #5693b682
 PRESET_DEFAULTS = {
-    "tiny": dict(max_iters=40, lr=1e-3, save_every=20),
+    "tiny": dict(max_iters=60, lr=1e-3, save_every=20),
     "*":    dict(epochs=1, lr=2e-5, save_every=500),
 }
 
@@ -342,16 +342,9 @@ class Parts:
     data_fingerprint:str
     split_fingerprints:dict
     train_images:list            # names of the training images
+    model_config:dict = field(default_factory=dict)  # `asdict(ModelConfig)`: `convert` rebuilds the model from it
 
 LOSS_KEYS = ("loss", "loss_mask", "loss_dice", "loss_llm")
-
-# %% ../nbs/02_train.ipynb #71045e29
-def dice_iou(prob:torch.Tensor, target:torch.Tensor, threshold:float=0.5) -> tuple[float, float]:
-    "Dice and IoU of `prob > threshold` against a binary `target` of the same shape; 1.0 when both are empty."
-    p, t = prob > threshold, target > 0.5
-    inter, ps, ts = (p & t).sum().item(), p.sum().item(), t.sum().item()
-    if ps + ts == 0: return 1.0, 1.0
-    return 2 * inter / (ps + ts), inter / (ps + ts - inter)
 
 # %% ../nbs/02_train.ipynb #8eb5fe15
 def check_data(root:Path) -> Path:
@@ -373,13 +366,23 @@ def build_parts(cfg:TrainConfig, device=None) -> Parts:
     mcfg = get_config(cfg.preset)
     model = build_model(mcfg, random_weights=cfg.random_weights, device=device)
     train_ds = VesselDataset(root, "train", mcfg.data, repeats=cfg.repeats, seed=cfg.seed)
-    val_ds = VesselDataset(root, "val", mcfg.data, seed=cfg.seed) if cfg.eval_every else None
+    val_ds = VesselDataset(root, "val", mcfg.data, seed=cfg.seed) if cfg.eval_every and load_split(root, "val") else None
     return Parts(model, train_ds, val_ds, Collator(model.tokenizer, mcfg), model_val_scores, model.identity(),
-                 data_fingerprint(root), split_fingerprints(root), sorted(load_split(root, "train")))
+                 data_fingerprint(root), split_fingerprints(root), sorted(load_split(root, "train")), mcfg.to_dict())
 
-def model_val_scores(model, batch) -> list[tuple[float, float]]:
-    "Per-sample validation `(dice, iou)` of the real model (teacher-forced [SEG], union of the objects)."
-    raise NotImplementedError  # filled in with the model module's prediction API
+# %% ../nbs/02_train.ipynb #73e15d70
+def model_val_scores(model, batch:dict, threshold:float=0.5) -> list[tuple[float, float]]:
+    "Per-sample `(dice, iou)` of the union of the decoded objects vs the union of the targets (teacher-forced)."
+    from vessel_nb.eval import segmentation_metrics
+    h, _ = model.llm_forward(batch)
+    logits, counts = model.seg_logits(h, batch["input_ids"], batch["sam_images"])   # (N, s, s), (B,)
+    m = batch["masks"][0].shape[-1]
+    prob = torch.nn.functional.interpolate(logits[:, None].float(), size=(m, m), mode="bilinear")[:, 0].sigmoid()  # (N, m, m)
+    union = lambda x: x.amax(0) if len(x) else torch.zeros(m, m, device=x.device)
+    pred = torch.stack([union(p) > threshold for p in prob.split(counts.tolist())])  # (B, m, m)
+    gt = torch.stack([union(t) > 0.5 for t in batch["masks"]])                       # (B, m, m)
+    r = segmentation_metrics(pred.cpu().numpy(), gt.cpu().numpy(), empty="one")
+    return list(zip(r["dice"].tolist(), r["iou"].tolist()))
 
 # %% ../nbs/02_train.ipynb #bdd30813
 RUN_FILES = ("config.yaml", "provenance.json", "train_log.jsonl", "val_log.jsonl", "latest", "best")
@@ -506,13 +509,18 @@ class Run:
     def warmup(self) -> int: return warmup_iters(self.cfg.warmup, self.plan.max_iters)
 
 # %% ../nbs/02_train.ipynb #656022a0
+def enable_gradient_checkpointing(model:torch.nn.Module):
+    "Switch on activation checkpointing: the model's own switch, else its transformers core's (non-reentrant)."
+    for m in (model, getattr(model, "core", None)):
+        if hasattr(m, "gradient_checkpointing_enable"):
+            return m.gradient_checkpointing_enable(**({} if m is model else {"gradient_checkpointing_kwargs": {"use_reentrant": False}}))
+    raise TrainError("--gradient-checkpointing: this model has no gradient checkpointing switch")
+
 def setup(run:Run):
     "Prepare model and optimizer on the run's accelerator."
     m, cfg = run.parts.model, run.cfg
     run.trainable_keys = sorted(m.trainable_state_dict())
-    if cfg.gradient_checkpointing and not cfg.fsdp:
-        if not hasattr(m, "gradient_checkpointing_enable"): raise TrainError("this model has no gradient checkpointing switch")
-        m.gradient_checkpointing_enable()
+    if cfg.gradient_checkpointing and not cfg.fsdp: enable_gradient_checkpointing(m)
     if cfg.fsdp: run.acc.state.fsdp_plugin.transformer_cls_names_to_wrap = fsdp_wrap_classes(m)
     run.model, run.opt = run.acc.prepare(m, make_optimizer(m, cfg))
     run.model.train()
@@ -553,9 +561,10 @@ def checkpoint(run:Run, n:int, val:dict|None=None) -> Path|None:
     if run.main:
         e, s = batch_position(n, run.plan)
         meta = dict(iter=n, epoch=round(n / run.plan.iters_per_epoch, 6), max_iters=run.plan.max_iters,
-                    plan=asdict(run.plan), config=asdict(run.cfg), identity=run.parts.identity,
+                    time=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), config=asdict(run.cfg),
+                    model_config=run.parts.model_config, identity=run.parts.identity,
                     data_fingerprint=run.parts.data_fingerprint, split_fingerprints=run.parts.split_fingerprints,
-                    val=val, best=run.best, created=datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
+                    plan=asdict(run.plan), val=val, best=run.best)
         sched = dict(kind="linear warmup + cosine", iter=n, lr=run.cfg.lr, warmup=run.warmup, max_iters=run.plan.max_iters)
         sampler = dict(seed=run.cfg.seed, epoch=e, step=s, iter=n, n=run.plan.n, world=run.plan.world,
                        per_rank=run.plan.per_rank, iters_per_epoch=run.plan.iters_per_epoch)
@@ -659,7 +668,7 @@ def fit(run:Run) -> dict:
         out = train_step(run, it, to_device(next(batches), acc.device))
         window.append(torch.stack([out[k].detach().float() for k in LOSS_KEYS]))
         n, val = it + 1, None
-        do_eval = bool(cfg.eval_every) and (n % cfg.eval_every == 0 or n == stop)
+        do_eval = bool(cfg.eval_every) and (n % cfg.eval_every == 0 or n == plan.max_iters)  # not at --stop-at: same logs as one run
         do_save = n % cfg.save_every == 0 or n == stop
         if n % cfg.log_every == 0 or do_eval or do_save:
             rec = log_train(run, n, window, time.perf_counter() - t0); window = []
@@ -692,6 +701,7 @@ def train(cfg:TrainConfig, parts:Parts|None=None) -> Run:
     cfg = resolve_config(cfg)
     acc = make_accelerator(cfg)
     ckpt = find_resume(cfg)
+    acc.wait_for_everyone()   # every process has checked the folder before the main one changes it
     set_seed(cfg.seed)
     parts = parts or build_parts(cfg, acc.device)
     if len(parts.train_ds) == 0: raise TrainError(f"{cfg.data}: the training split is empty")

@@ -1,0 +1,127 @@
+"End-to-end tests of `vessel_nb.train` with the real tiny model on the embedded sample data (CPU)."
+import json, os, subprocess, sys
+from dataclasses import asdict, replace
+from pathlib import Path
+import pytest, torch, yaml
+from safetensors.torch import load_file
+from vessel_nb.train import (TrainConfig, TrainError, TrainingDiverged, train, build_parts, resolve_config, read_jsonl,
+                             load_config, checkpoints, main, LOSS_KEYS)
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT/"data"/"sample"
+pytestmark = pytest.mark.skipif(not (DATA/"splits.json").is_file(), reason=f"{DATA} (the embedded sample) is missing")
+
+def cfg(work, **kw):
+    return TrainConfig(data=str(DATA), work_dir=str(work), **{"max_iters": 4, "save_every": 2, "eval_every": 2, **kw})
+
+def losses(work): return [{k: r[k] for k in ("iter", "epoch", "lr", *LOSS_KEYS)} for r in read_jsonl(Path(work)/"train_log.jsonl")]
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    "One uninterrupted 4-iteration run, the reference for the resume test."
+    work = tmp_path_factory.mktemp("one")/"w"
+    train(cfg(work))
+    return work
+
+def test_exact_resume(one_run, tmp_path):
+    "--max-iters 4 --stop-at 2, then --resume: same weights and same logged losses as one 4-iteration run."
+    work = tmp_path/"w"
+    train(cfg(work, stop_at=2))
+    assert [c.name for c in checkpoints(work)] == ["iter_2"]
+    with pytest.raises(TrainError, match="already holds a run"): train(cfg(work))
+    with pytest.raises(TrainError, match="changed: lr"): train(cfg(work, resume=True, lr=0.5))
+    train(cfg(work, resume=True))
+    a, b = load_file(one_run/"iter_4"/"trainable.safetensors"), load_file(work/"iter_4"/"trainable.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert losses(work) == losses(one_run) and [r["iter"] for r in losses(work)] == [1, 2, 3, 4]
+    assert read_jsonl(work/"val_log.jsonl") == read_jsonl(one_run/"val_log.jsonl")
+    prov = json.loads((work/"provenance.json").read_text())
+    assert [s["resume"] for s in prov["sessions"]] == [False, True]
+
+def test_work_folder_contract(one_run):
+    "The files and keys of nbs/explanations/architecture.md 'Work folder'."
+    w = one_run
+    c = load_config(str(w/"config.yaml"))
+    assert c == resolve_config(cfg(w))
+    assert (w/"latest").read_text().strip() == "iter_4"
+    assert (w/"best").read_text().strip() in ("iter_2", "iter_4")
+    prov = json.loads((w/"provenance.json").read_text())
+    for k in ("data_fingerprint", "split_fingerprints", "train_images_sha256", "identity", "sessions"): assert k in prov
+    s = prov["sessions"][0]
+    assert "commit" in s["git"] and s["packages"]["torch"] and s["processes"] == 1
+    log = read_jsonl(w/"train_log.jsonl")
+    assert set(log[0]) >= {"iter", "epoch", "lr", "loss", "loss_mask", "loss_dice", "loss_llm", "sec_per_iter",
+                           "samples_per_s", "gpu_mem_gb"}
+    assert all(r["loss"] == pytest.approx(2.0 * r["loss_mask"] + 0.5 * r["loss_dice"] + r["loss_llm"], rel=1e-5) for r in log)
+    val = read_jsonl(w/"val_log.jsonl")
+    assert [v["iter"] for v in val] == [2, 4] and all(0 <= v["dice"] <= 1 and 0 <= v["iou"] <= 1 for v in val)
+    assert all(v["images"] == 12 for v in val)
+    d = w/"iter_4"
+    assert {p.name for p in d.iterdir()} == {"trainable.safetensors", "meta.json", "optimizer.pt", "scheduler.pt", "rng.pt", "sampler.json"}
+    meta = json.loads((d/"meta.json").read_text())
+    for k in ("iter", "epoch", "max_iters", "time", "config", "model_config", "identity", "data_fingerprint", "split_fingerprints"):
+        assert k in meta, k
+    assert (meta["iter"], meta["max_iters"], meta["config"]["lr"]) == (4, 4, 1e-3)
+    assert meta["data_fingerprint"] == prov["data_fingerprint"]
+    assert json.loads((d/"sampler.json").read_text())["world"] == 1
+    assert not list(w.glob("*.tmp")) and not list(w.glob(".*tmp*"))
+
+def test_keep_last_k_plus_best(tmp_path):
+    "With --keep 1 the latest and the best checkpoint survive, nothing else."
+    w = tmp_path/"w"
+    run = train(cfg(w, max_iters=6, keep=1))
+    names = [c.name for c in checkpoints(w)]
+    assert names[-1] == "iter_6" and f"iter_{run.best['iter']}" in names and len(names) <= 2
+    assert (w/"best").read_text().strip() == f"iter_{run.best['iter']}"
+    best = max(read_jsonl(w/"val_log.jsonl"), key=lambda v: v["dice"])  # first of equals wins
+    assert run.best["dice"] == best["dice"]
+
+def _patched_parts(c, fail_at, exc):
+    "Real tiny parts whose model fails at iteration `fail_at` (1-based): NaN loss or an exception."
+    parts = build_parts(resolve_config(c))
+    fwd, calls = parts.model.forward, [0]
+    def forward(batch):
+        out = fwd(batch)
+        if parts.model.training: calls[0] += 1
+        if calls[0] == fail_at and parts.model.training:
+            if exc: raise exc
+            out = {**out, "loss": out["loss"] * float("nan")}
+        return out
+    parts.model.forward = forward
+    return parts
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    "A NaN loss at iteration 3: exit status 1, the message names iteration 3, iter_2 is kept, nothing later is saved."
+    w = tmp_path/"w"
+    c = cfg(w, max_iters=6, log_every=1)
+    monkeypatch.setattr("vessel_nb.train.build_parts", lambda cf, device=None: _patched_parts(cfg(w, max_iters=6), 3, None))
+    with pytest.raises(SystemExit) as e: main(["--data", str(DATA), "--work-dir", str(w), "--max-iters", "6", "--save-every", "2", "--eval-every", "2"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "error: loss is nan at iteration 3" in err and "iter_2" in err
+    assert [c.name for c in checkpoints(w)] == ["iter_2"] and (w/"latest").read_text().strip() == "iter_2"
+    assert [r["iter"] for r in read_jsonl(w/"train_log.jsonl")] == [1, 2]
+
+def test_oom_names_memory_and_flags(tmp_path):
+    c = cfg(tmp_path/"w", eval_every=0)
+    with pytest.raises(TrainError, match=r"out of memory at iteration 2 with batch size 1 .*--gradient-checkpointing"):
+        train(c, _patched_parts(c, 2, torch.OutOfMemoryError("CUDA out of memory (simulated)")))
+
+def test_empty_val_split_is_a_clear_error(tmp_path):
+    data = tmp_path/"d"; data.mkdir()
+    for f in DATA.iterdir(): (data/f.name).symlink_to(f)
+    sp = json.loads((DATA/"splits.json").read_text()); sp["train"] += sp["val"]; sp["val"] = []
+    (data/"splits.json").unlink(); (data/"splits.json").write_text(json.dumps(sp))
+    with pytest.raises(TrainError, match="validation split is empty"): train(replace(cfg(tmp_path/"w"), data=str(data)))
+    sp["train"] = []; (data/"splits.json").write_text(json.dumps(sp))
+    with pytest.raises(Exception, match="no annotated images"): train(replace(cfg(tmp_path/"w2", eval_every=0), data=str(data)))
+
+def test_two_processes_train_disjoint_shards(tmp_path):
+    "A real 2-process run (torchrun, gloo on CPU): each rank its own shard, together all samples, same iteration count."
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT/"bench"/"train_shards.py"),
+                        "--data", str(DATA), "--work-dir", str(tmp_path/"w")], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "2 processes, 24 samples, 12 per process per epoch (padding 0), 12 iterations announced" in r.stdout
+    assert "OK: disjoint shards, full coverage, equal iteration counts" in r.stdout
+    assert len(read_jsonl(tmp_path/"w"/"train_log.jsonl")) == 12
