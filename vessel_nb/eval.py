@@ -513,7 +513,7 @@ def load_eval_model(spec:str, # "frangi", an exported model folder or a checkpoi
     import vessel_nb.model as vm
     if is_checkpoint(path): model, prov = load_checkpoint_model(path, device)
     else:
-        model = vm.load(path)
+        model = vm.load(path, device=device)
         prov = dict(kind="exported", path=str(path.resolve()), **(_json(path/"export.json") if (path/"export.json").is_file() else {}))
     return ProbaModel(vm.VesselPredictor(model, threshold=0.5), prompt), prov
 
