@@ -7,20 +7,25 @@ Docs: https://vessel-nb.github.io/vessel_nb/convert.html.md"""
 # %% ../nbs/03_convert.ipynb #9543e7c6
 from __future__ import annotations
 import ast, hashlib, json, math, os, re, shutil, sys, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-import torch
+import numpy as np, torch
 from fastcore.imports import in_notebook
 
 # %% auto #0
 __all__ = ['ALL_LINEAR', 'OFFICIAL_RULES', 'HIDDEN_AXES', 'KNOWN_HIDDEN', 'PART_NAMES', 'WHOLE_MODEL', 'TO_OFFICIAL',
-           'VISION_TO_NATIVE', 'OTHER_TO_NATIVE', 'TOKENIZER_FILES', 'Foreign', 'safe_load', 'deepspeed_files',
-           'zero_state_dict', 'OfficialCheckpoint', 'disk_size', 'read_official', 'parse_cfg_text', 'cfg_summary',
-           'logical_name', 'count_parts', 'weight_facts', 'explain_hidden', 'frozen_parts', 'inspect_official',
-           'format_inspect', 'official_name', 'write_official', 'native_name', 'to_native', 'to_original',
-           'native_config', 'original_config', 'token_id', 'KeyMismatch', 'strict_match', 'atomic_dir', 'weight_files',
-           'header_shapes', 'expected_shapes', 'read_original_config', 'import_internvl', 'write_internvl_original',
-           'inspect_checkpoint', 'build_parser', 'main']
+           'VISION_TO_NATIVE', 'OTHER_TO_NATIVE', 'TOKENIZER_FILES', 'OUR_RULES', 'SA2VA_SPECIALS', 'TOLERANCE',
+           'Foreign', 'safe_load', 'deepspeed_files', 'zero_state_dict', 'OfficialCheckpoint', 'disk_size',
+           'read_official', 'parse_cfg_text', 'cfg_summary', 'logical_name', 'count_parts', 'weight_facts',
+           'explain_hidden', 'frozen_parts', 'inspect_official', 'format_inspect', 'official_name', 'write_official',
+           'native_name', 'to_native', 'to_original', 'native_config', 'original_config', 'token_id', 'KeyMismatch',
+           'strict_match', 'atomic_dir', 'weight_files', 'header_shapes', 'expected_shapes', 'read_original_config',
+           'import_internvl', 'write_internvl_original', 'resolve_checkpoint', 'is_ours', 'sha256', 'inspect_ours',
+           'inspect_checkpoint', 'official_logical', 'check_width', 'base_config', 'import_config', 'split_rows',
+           'effective_rows', 'RowsDiffer', 'map_official', 'write_imported', 'import_sa2va', 'official_from_model',
+           'official_cfg_text', 'selftest_images', 'selftest_batch', 'teacher_forced_probs', 'val_metrics',
+           'model_card', 'selftest_figure', 'run_selftest', 'ExportError', 'rebuild', 'write_generation_config',
+           'export', 'build_parser', 'main']
 
 # %% ../nbs/03_convert.ipynb #8bfed1e8
 class Foreign:
@@ -247,20 +252,24 @@ def explain_hidden(h:int) -> str:
 
 # %% ../nbs/03_convert.ipynb #362c6c22
 PART_NAMES = {'lora': 'LLM LoRA adapters', 'embed_tokens': 'token embeddings (full copy)',
-              'embed_rows': 'token embeddings (new rows)', 'lm_head': 'LM head (full copy)',
+              'embed_tokens_rows': 'token embeddings (new rows)', 'lm_head': 'LM head (full copy)',
               'lm_head_rows': 'LM head (new rows)', 'projector': 'vision-language projector (mlp1)',
               'sam2_mask_decoder': 'SAM2 mask decoder', 'seg_head': '[SEG] head (text_hidden_fcs)',
               'vision': 'vision encoder (InternViT)', 'llm': 'LLM base weights', 'sam2_encoder': 'SAM2 image encoder',
               'sam2_prompt_encoder': 'SAM2 prompt encoder', 'unknown': 'not recognised'}
-WHOLE_MODEL = ['vision', 'projector', 'llm', 'embed_tokens', 'lm_head', 'seg_head', 'sam2_encoder',
-               'sam2_prompt_encoder', 'sam2_mask_decoder']
+WHOLE_MODEL = {'vision': 'vision encoder (InternViT)', 'projector': 'vision-language projector (mlp1)',
+               'llm': 'LLM base weights', 'embed_tokens': 'token embeddings', 'lm_head': 'LM head',
+               'seg_head': '[SEG] head (text_hidden_fcs)', 'sam2_encoder': 'SAM2 image encoder',
+               'sam2_prompt_encoder': 'SAM2 prompt encoder', 'sam2_mask_decoder': 'SAM2 mask decoder'}
 
 def frozen_parts(parts:dict) -> list:
     "Parts of the whole model that a checkpoint holding `parts` leaves at the base weights."
-    covered = set(parts) | {p[:-5] if p.endswith('_rows') else p for p in parts}
-    return [PART_NAMES[p] + (' (frozen, adapted by LoRA)' if p == 'llm' and 'lora' in parts else '') +
-            (' (base rows)' if f'{p}_rows' in parts else '')
-            for p in WHOLE_MODEL if p not in parts or p == 'llm' or f'{p}_rows' in parts]
+    out = []
+    for p, name in WHOLE_MODEL.items():
+        if p == 'llm' and 'lora' in parts and 'llm' not in parts: out.append(name + ' (adapted by LoRA)')
+        elif f'{p}_rows' in parts: out.append(name + ' (all but the new rows)')
+        elif p not in parts: out.append(name)
+    return out
 
 # %% ../nbs/03_convert.ipynb #aebb7f5f
 def _sched_max_iters(schedulers:list) -> int|None:
@@ -325,7 +334,7 @@ def _n(x) -> str: return '?' if x is None else f'{x:,}' if isinstance(x, int) el
 def format_inspect(d:dict) -> str:
     "Human-readable checkpoint details."
     lines = [f"checkpoint  {d['path']}", f"format      {d['format']} ({d['size_bytes']/1e9:.3f} GB on disk)"]
-    if d.get('weights_from'): lines.append(f"weights     {d['weights_from']}")
+    if d.get('weights_from'): lines.append(f"weights     {d['weights_from']}" + (f" (sha256 {d['sha256']})" if d.get('sha256') else ''))
     pct = f" ({d['progress']}%)" if d.get('progress') is not None else ''
     lines += [f"iteration   {_n(d['iteration'])} / {_n(d['max_iters'])}{pct}, epoch {_n(d['epoch'])}"
               f" / {_n(d.get('max_epochs'))}", f"date        {d['date'] or '?'}",
@@ -627,13 +636,465 @@ def write_internvl_original(model, # a native `InternVLForConditionalGeneration`
     tokenizer.save_pretrained(folder)
 
 # %% ../nbs/03_convert.ipynb #a92599f3
+_V = r'vlm\.(?:base_model\.model\.)?'
+OUR_RULES = [  # (our parameter name pattern, logical name, part)
+    (_V + r'model\.language_model\.layers\.(\d+)\.(.+)\.lora_([AB])\.default\.weight', r'lm.layers.\1.\2.lora_\3', 'lora'),
+    (_V + r'model\.language_model\.embed_tokens\.token_adapter\.trainable_tokens_delta\.default', 'lm.embed_tokens.rows', 'embed_tokens_rows'),
+    (_V + r'lm_head\.token_adapter\.trainable_tokens_delta\.default', 'lm.lm_head.rows', 'lm_head_rows'),
+    (_V + r'model\.language_model\.embed_tokens\.(?:modules_to_save\.default\.)?weight', 'lm.embed_tokens', 'embed_tokens'),
+    (_V + r'lm_head\.(?:modules_to_save\.default\.)?weight', 'lm.lm_head', 'lm_head'),
+    (_V + r'model\.multi_modal_projector\.(.+)', r'projector.\1', 'projector'),
+    (r'seg_head\.([02])\.(weight|bias)', r'seg_head.\1.\2', 'seg_head'),
+    (r'sam\.sam_mask_decoder\.(.+)', r'mask_decoder.\1', 'sam2_mask_decoder'),
+    (_V + r'model\.vision_tower\.(.+)', r'vision.\1', 'vision'),
+    (_V + r'model\.language_model\.(.+)', r'lm.base.\1', 'llm'),
+    (r'sam\.image_encoder\.(.+)', r'sam_encoder.\1', 'sam2_encoder'),
+    (r'sam\.(.+)', r'sam.\1', 'sam2_prompt_encoder')]
+
+# %% ../nbs/03_convert.ipynb #8c16503c
+def resolve_checkpoint(path) -> Path:
+    "The `iter_N/` folder meant by `path` (itself, or a work folder's `latest`)."
+    path = Path(path)
+    if (path/'latest').is_file() and not (path/'meta.json').exists(): path = path/(path/'latest').read_text().strip()
+    for f in ('trainable.safetensors', 'meta.json'):
+        if not (path/f).is_file(): raise FileNotFoundError(
+            f'{path/f}: missing; CKPT must be a complete iter_N/ folder (or a work folder with a `latest` file)')
+    return path
+
+def is_ours(path) -> bool:
+    "Whether `path` is one of our checkpoint or work folders."
+    p = Path(path); return p.is_dir() and ((p/'meta.json').is_file() or (p/'latest').is_file())
+
+# %% ../nbs/03_convert.ipynb #5c4d02cb
+def sha256(path, chunk:int=1 << 24) -> str:
+    "sha256 of a file (hex)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while b := f.read(chunk): h.update(b)
+    return h.hexdigest()
+
+def _lora_of(mc:dict) -> dict|None:
+    "LoRA settings of a `ModelConfig` dict (None when the LLM does not train through LoRA)."
+    if 'lora' not in mc.get('train', []): return None
+    return dict(r=mc.get('lora_r'), alpha=mc.get('lora_alpha'), dropout=mc.get('lora_dropout'),
+                targets=mc.get('lora_target'), seg_rows=mc.get('seg_rows'))
+
+# %% ../nbs/03_convert.ipynb #dd0a2afc
+def inspect_ours(path) -> dict:
+    "The checkpoint details of one of our `iter_N/` folders (or a work folder's latest)."
+    from safetensors.torch import load_file
+    d = resolve_checkpoint(path)
+    meta, sd = json.loads((d/'meta.json').read_text()), load_file(str(d/'trainable.safetensors'))
+    mc, parts = meta.get('model_config') or {}, count_parts(sd, OUR_RULES)
+    it, mx = meta.get('iter'), meta.get('max_iters')
+    return dict(path=str(d), format='vessel_nb ' + ('imported checkpoint' if meta.get('source') else 'training checkpoint'),
+                weights_from='trainable.safetensors', size_bytes=disk_size(d), trainable_bytes=disk_size(d/'trainable.safetensors'),
+                sha256=sha256(d/'trainable.safetensors'), iteration=it, max_iters=mx, progress=_progress(it, mx),
+                epoch=meta.get('epoch'), max_epochs=(meta.get('config') or {}).get('epochs'), date=meta.get('time'),
+                seed=(meta.get('config') or {}).get('seed'), tensors=len(sd), params=sum(v.numel() for v in sd.values()),
+                dtypes=_dtypes(sd), parts=parts, trainable=[PART_NAMES[p] for p in parts], frozen=frozen_parts(parts),
+                lora=_lora_of(mc), base=meta.get('identity'), data_fingerprint=meta.get('data_fingerprint'),
+                unknown_keys=[k for k in sd if not logical_name(k, OUR_RULES)], source=meta.get('source'),
+                val=meta.get('val'), notes=_our_notes(d, meta))
+
+def _our_notes(d:Path, meta:dict) -> list:
+    "Warnings a reader of one of our checkpoints needs."
+    notes = [f"imported from {meta['source'].get('path')} (no optimizer state)"] if meta.get('source') else []
+    if (meta.get('config') or {}).get('random_weights'): notes.append('trained from random base weights (random_weights=True)')
+    if not (d/'optimizer.pt').is_file() and not meta.get('source'): notes.append('no optimizer state: cannot resume')
+    return notes
+
+# %% ../nbs/03_convert.ipynb #473a7d51
 def inspect_checkpoint(path) -> dict:
     "Checkpoint details of any checkpoint: our `iter_N/` or work folder, or an official Sa2VA/xtuner one."
-    return inspect_official(path)
+    return inspect_ours(path) if is_ours(path) else inspect_official(path)
+
+# %% ../nbs/03_convert.ipynb #2efa89c2
+def official_logical(ck:OfficialCheckpoint) -> dict:
+    "logical name -> tensor of an official checkpoint; fails listing every name no rule maps."
+    bad = [k for k in ck.state_dict if logical_name(k) is None]
+    if bad: raise KeyMismatch(f'{ck.path}: {len(bad)} tensor(s) have no place in our model (no mapping rule): {_show(bad)}')
+    return {logical_name(k)[0]: v for k, v in ck.state_dict.items()}
+
+def check_width(facts:dict, hidden:int, base:str, what:str, cfg_base=None):
+    "Refuse weights whose hidden size differs from the base model's, naming tensors and shapes."
+    bad = {k: h for k, h in facts['hidden'].items() if h != hidden}
+    if not bad: return
+    first = sorted(bad.items(), key=lambda kv: (not kv[0].startswith('seg_head'), kv[0]))  # the [SEG] head first
+    names = '; '.join(f'{official_name(k)} (hidden {h})' for k, h in first[:4]) + (f' and {len(bad) - 4} more' if len(bad) > 4 else '')
+    raise KeyMismatch(f'{what}: made for hidden size {explain_hidden(max(bad.values()))}'
+                      f"{f', config base {cfg_base}' if cfg_base else ''}, but base {base} has hidden size "
+                      f'{explain_hidden(hidden)}: {names}. Import it onto the base it was trained from.')
+
+# %% ../nbs/03_convert.ipynb #7ba69e36
+def _targets(facts:dict, all_linear:list) -> str:
+    "Our `lora_target` for the official LoRA targets: 'all-linear' or a regex of the module names."
+    if set(facts['lora_targets']) == set(all_linear): return 'all-linear'
+    return r'\.(' + '|'.join(re.escape(t) for t in facts['lora_targets']) + r')$'
+
+def _train_groups(logical:dict) -> list:
+    "Our `ModelConfig.train` for the parts an official checkpoint holds."
+    parts = {g for k in logical for pre, g in [('lm.layers.', 'lora'), ('lm.embed_tokens', 'seg_token'), ('lm.lm_head', 'seg_token'),
+             ('projector.', 'projector'), ('seg_head.', 'seg_head'), ('mask_decoder.', 'sam_decoder')] if k.startswith(pre)}
+    for need, why in [('lora', 'LoRA adapters'), ('seg_token', 'embeddings holding the [SEG] row'), ('seg_head', '[SEG] head (text_hidden_fcs)')]:
+        if need not in parts: raise KeyMismatch(f'the checkpoint has no {why}; it cannot make a [SEG] segmenter')
+    return [g for g in ('projector', 'lora', 'seg_token', 'seg_head', 'sam_decoder') if g in parts]
+
+# %% ../nbs/03_convert.ipynb #9d4e3e0a
+def base_config(base:str, **kw):
+    "Our `ModelConfig` for `base`: a preset name, or a native InternVL3 folder (preset chosen by hidden size)."
+    from vessel_nb.model import PRESETS, get_config
+    if base in PRESETS: return get_config(base, **kw)
+    f = Path(base)/'config.json'
+    if not f.is_file(): raise FileNotFoundError(f'{base}: neither a preset ({list(PRESETS)}) nor a model folder with config.json')
+    c = json.loads(f.read_text())
+    if 'llm_config' in c: raise ValueError(f'{base}: original InternVL release layout; convert it first: '
+                                           f'python -m vessel_nb.convert import-internvl {base} {base}-hf')
+    h = c['text_config']['hidden_size']
+    preset = next((p for p, v in PRESETS.items() if p != 'tiny' and v['hidden_size'] == h), None)
+    if not preset: raise ValueError(f'{f}: hidden size {h} matches no preset ({list(PRESETS)})')
+    return get_config(preset, llm=str(Path(base).resolve()), **kw)
+
+# %% ../nbs/03_convert.ipynb #58a438fd
+def import_config(ck:OfficialCheckpoint, logical:dict, base:str, seg_rows:str='tokens'):
+    "Our `ModelConfig` reproducing an official run on `base`; refuses other architectures by name."
+    cfg = cfg_summary(ck.meta['cfg']) if ck.meta.get('cfg') else {}
+    if not cfg.get('lora'): raise ValueError(f'{ck.path}: no LoRA settings in meta.cfg (alpha and dropout are only there)')
+    facts, mc = weight_facts(logical), base_config(base)
+    check_width(facts, mc.hidden_size, base, str(ck.path), cfg.get('base'))
+    layers = mc.text.get('num_hidden_layers') if mc.llm in ('tiny', '') else json.loads((Path(mc.llm)/'config.json').read_text())['text_config']['num_hidden_layers']
+    if facts['lora_layers'] != layers: raise KeyMismatch(f"{ck.path}: LoRA on {facts['lora_layers']} layers, base {base} has {layers}")
+    if facts['lora_r'] != [cfg['lora']['r']]: raise KeyMismatch(f"{ck.path}: lora_A tensors have r={facts['lora_r']}, config says {cfg['lora']['r']}")
+    linear = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']
+    return replace(mc, train=_train_groups(logical), lora_r=cfg['lora']['r'], lora_alpha=cfg['lora']['alpha'],
+                   lora_dropout=cfg['lora']['dropout'], lora_target=_targets(facts, linear), seg_rows=seg_rows), cfg
+
+# %% ../nbs/03_convert.ipynb #268bc1d0
+SA2VA_SPECIALS = ['[SEG]', '<p>', '</p>', '<vp>', '</vp>']
+
+def split_rows(t:torch.Tensor, # (V_official, H) official full matrix
+               n_base:int, # rows of the base vocabulary (our `[SEG]` id)
+               specials:list=SA2VA_SPECIALS, # tokens Sa2VA appended, in order
+               what:str='embed_tokens'):
+    "(base rows (n_base, H), `[SEG]` row (H,), {dropped token: row}) of an official full embedding matrix."
+    n_off = t.shape[0] - len(specials)
+    if n_off != n_base: raise KeyMismatch(
+        f'{what}: {t.shape[0]} rows = {n_off} base + {len(specials)} added {specials}, but our base vocabulary has '
+        f'{n_base} rows: the checkpoint was trained on another tokenizer')
+    return t[:n_off], t[n_off + specials.index('[SEG]')], {s: n_off + i for i, s in enumerate(specials) if s != '[SEG]'}
+
+# %% ../nbs/03_convert.ipynb #87768b5e
+def effective_rows(model) -> dict:
+    "The embedding and LM-head matrices `(V, H)` the model computes with (peft trainable rows applied)."
+    core = model.core; V, H = core.get_input_embeddings().weight.shape[0], model.cfg.hidden_size
+    dev = model.device
+    with torch.no_grad():
+        emb = core.get_input_embeddings()(torch.arange(V, device=dev))            # (V, H)
+        out = core.get_output_embeddings()
+        head = out(torch.eye(H, device=dev, dtype=next(out.parameters()).dtype)).T  # (V, H)
+    return {'lm.embed_tokens': emb, 'lm.lm_head': head}
+
+def _same(a:torch.Tensor, b:torch.Tensor) -> bool:
+    "Bit-equal after casting `b` to `a`'s dtype (an official bf16 copy of an fp32 base is 'equal')."
+    return a.shape == b.shape and torch.equal(a.float().cpu(), b.detach().to(a.dtype).float().cpu())
+
+# %% ../nbs/03_convert.ipynb #ed88def9
+class RowsDiffer(KeyMismatch):
+    "Official base embedding rows differ from the base model's: only full copies can hold them."
+
+def _take(lk:str, logical:dict, n_base:int, specials:list, eff:dict, full:bool):
+    "Our tensor for logical name `lk` and the official name it consumed."
+    src = lk[:-5] if lk.endswith('.rows') else lk
+    if src not in ('lm.embed_tokens', 'lm.lm_head'): return logical.get(lk), lk
+    base, seg, _ = split_rows(logical[src], n_base, specials, official_name(src))
+    if not full and not _same(base, eff[src][:n_base]): raise RowsDiffer(
+        f'{official_name(src)}: base rows differ from the base model (trained full copy)')
+    return (torch.cat([base, seg[None]]) if lk == src else seg[None]), src
+
+# %% ../nbs/03_convert.ipynb #6df7f573
+def _check_unstored(logical:dict, used:set, model, eff:dict, n_base:int, specials:list) -> list:
+    "Official tensors our model does not store: each must equal our model's value; returns their names."
+    dec, bad = model.sam.sam_mask_decoder.state_dict(), []
+    for lk in sorted(set(logical) - used):
+        if lk.startswith('mask_decoder.') and lk[13:] in dec: ok = _same(logical[lk], dec[lk[13:]])
+        elif lk in eff: ok = all(_same(a, b) for a, b in zip(split_rows(logical[lk], n_base, specials)[:2], (eff[lk][:n_base], eff[lk][n_base])))
+        else: ok = False
+        if not ok: bad.append(official_name(lk))
+    if bad: raise KeyMismatch(f'{len(bad)} official tensor(s) have no trainable place in our model and differ from its '
+                              f'(frozen) values: {_show(bad)}')
+    return [official_name(lk) for lk in sorted(set(logical) - used)]
+
+# %% ../nbs/03_convert.ipynb #37c5cafc
+def map_official(logical:dict, # logical name -> official tensor
+                 model, # our model built by `import_config`
+                 specials:list=SA2VA_SPECIALS) -> tuple[dict, set]:
+    "Our trainable state dict from official tensors, and the logical names it consumed."
+    ours = {logical_name(k, OUR_RULES)[0]: (k, v) for k, v in model.trainable_state_dict().items()}
+    n_base, eff, full = model.seg_id, effective_rows(model), model.cfg.seg_rows == 'full'
+    if n_base != eff['lm.embed_tokens'].shape[0] - 1: raise KeyMismatch(f'our [SEG] id {n_base} is not the last embedding row')
+    sd, used = {}, set()
+    for lk, (name, cur) in ours.items():
+        t, src = _take(lk, logical, n_base, specials, eff, full)
+        if t is not None: sd[name] = t.to(cur.dtype); used.add(src)
+    return sd, used
+
+# %% ../nbs/03_convert.ipynb #d3d44cc3
+def _build_mapped(ck, logical:dict, base:str, specials:list, device=None):
+    "Our model for an official checkpoint and the mapped state dict (tries `[SEG]` rows, then full copies)."
+    from vessel_nb.model import build_model
+    for rows in ('tokens', 'full'):
+        mc, cfg = import_config(ck, logical, base, rows)
+        model = build_model(mc, device=device)
+        try: return (model, cfg) + map_official(logical, model, specials)
+        except RowsDiffer:
+            if rows == 'full': raise
+
+# %% ../nbs/03_convert.ipynb #09d7bfcb
+def write_imported(out:Path, it:int, sd:dict, meta:dict, overwrite:bool=False) -> Path:
+    "Write `out/iter_{it}/` (trainable.safetensors, meta.json) and `out/latest`, atomically."
+    from safetensors.torch import save_file
+    with atomic_dir(out, overwrite) as tmp:
+        d = tmp/f'iter_{it}'; d.mkdir()
+        save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(d/'trainable.safetensors'))
+        (d/'meta.json').write_text(json.dumps(meta, indent=1, default=str))
+        (tmp/'latest').write_text(d.name + '\n')
+    return Path(out)/f'iter_{it}'
+
+# %% ../nbs/03_convert.ipynb #317e8f06
+def import_sa2va(pth, # official `iter_N.pth` file or DeepSpeed `iter_N.pth/` folder
+                 out, # new work folder; the checkpoint goes to `out/iter_N/`
+                 base:str, # preset name or native InternVL3 folder the official run was trained from
+                 overwrite:bool=False, # replace an existing `out`
+                 device=None) -> dict:
+    "Map an official Sa2VA/xtuner checkpoint onto our model (strictly) and write it as our checkpoint."
+    ck = read_official(pth); logical = official_logical(ck)
+    if Path(out).exists() and not overwrite: raise FileExistsError(f'{out} exists; pass --overwrite to replace it')
+    specials = _first(parse_cfg_text(ck.meta['cfg']), 'special_tokens', SA2VA_SPECIALS) if ck.meta.get('cfg') else SA2VA_SPECIALS
+    model, cfg, sd, used = _build_mapped(ck, logical, base, specials, device)
+    model.load_trainable(sd, f'{ck.path} mapped onto {base}')
+    unstored = _check_unstored(logical, used, model, effective_rows(model), model.seg_id, specials)
+    it = ck.meta.get('iter') or 0
+    src = dict(path=str(Path(pth).resolve()), format=ck.form, weights_from=ck.source, sha256=_src_sha(ck.path),
+               iteration=it, date=_date(ck.meta.get('time')), cfg=cfg, seg_rows=model.cfg.seg_rows, stored=len(sd),
+               equal_not_stored=unstored, dropped_rows={official_name(k): split_rows(logical[k], model.seg_id, specials)[2]
+                                                          for k in ('lm.embed_tokens', 'lm.lm_head') if k in logical})
+    meta = dict(iter=it, epoch=ck.meta.get('epoch'), max_iters=cfg.get('max_iters') or _sched_max_iters(ck.schedulers),
+                time=src['date'], config=dict(preset=model.cfg.preset), model_config=model.cfg.to_dict(),
+                identity=model.identity(), data_fingerprint=None, split_fingerprints=None, source=src)
+    return dict(checkpoint=str(write_imported(Path(out), it, model.trainable_state_dict(), meta, overwrite)), **src)
+
+def _src_sha(p:Path) -> str:
+    "sha256 of an official checkpoint file (DeepSpeed folder: of its model-states file)."
+    return sha256(p if p.is_file() else deepspeed_files(p)['model'][0])
+
+# %% ../nbs/03_convert.ipynb #d6be0c94
+def official_from_model(model, # one of our models (`VesselSa2VA`)
+                        extra_rows:int=len(SA2VA_SPECIALS) - 1, # rows of `<p>`, `</p>`, `<vp>`, `</vp>`
+                        seed:int=0) -> dict:
+    "logical name -> tensor of the official checkpoint that this model's trainable state corresponds to."
+    g = torch.Generator().manual_seed(seed)
+    out = {logical_name(k, OUR_RULES)[0]: v.detach().clone() for k, v in model.trainable_state_dict().items()}
+    for k, full in effective_rows(model).items():
+        out.pop(k + '.rows', None)
+        out[k] = torch.cat([full.detach().clone(), torch.randn(extra_rows, full.shape[1], generator=g).to(full.dtype)])
+    out.update({f'mask_decoder.{k}': v.clone() for k, v in model.sam.sam_mask_decoder.state_dict().items()})
+    return out
+
+def official_cfg_text(model, base:str='/models/InternVL3-tiny', max_epochs:int=1) -> str:
+    "An mmengine config text like Sa2VA's for this model's LoRA settings."
+    c = model.cfg
+    return (f"path = {base!r}\nmax_epochs = {max_epochs}\nmodel = dict(type='Sa2VAModel', special_tokens={SA2VA_SPECIALS!r}, "
+            f"frozen_sam2_decoder=False, pretrained_pth=None, mllm=dict(type='InternVLMLLM', model_path=path, "
+            f"freeze_llm=True, freeze_visual_encoder=True, llm_lora=dict(type='LoraConfig', r={c.lora_r}, "
+            f"lora_alpha={c.lora_alpha}, lora_dropout={c.lora_dropout}, bias='none', task_type='CAUSAL_LM', "
+            f"modules_to_save=['embed_tokens', 'lm_head'])))\ntrain_cfg = dict(type='TrainLoop', max_epochs=max_epochs)\n")
+
+# %% ../nbs/03_convert.ipynb #f1c38be7
+def selftest_images(n:int=2, size:tuple=(96, 80)) -> list:
+    "Fixed uint8 grey test images `(H, W)`: smooth noise with dark curved 'vessels'."
+    out = []
+    for k in range(n):
+        g = np.random.default_rng(1000 + k); H, W = size
+        y, x = np.mgrid[:H, :W]
+        img = 150 + 30 * np.sin(x / (7 + k)) * np.cos(y / 11) + g.normal(0, 8, size)
+        img -= 90 * (np.abs(y - H / 2 - 20 * np.sin(x / 15 + k)) < 3)  # a dark sinuous vessel
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return out
+
+# %% ../nbs/03_convert.ipynb #e6716967
+def selftest_batch(model, images:list, text:str='blood vessel') -> dict:
+    "A `Collator` batch: each image with one question and the answer `[SEG]` teacher-forced."
+    from vessel_nb.dataset import chat_segments, internvl_tiles, sam_image
+    from vessel_nb.model import Collator
+    d = model.cfg.data; d1 = replace(d, answers=['It is [SEG].'], questions=['Please segment the {class_name}.'])
+    rgb = [np.repeat(im[..., None], 3, 2) for im in images]
+    samples = [dict(pixel_values=torch.from_numpy(internvl_tiles(im, d)), sam_image=torch.from_numpy(sam_image(im, d)),
+                    masks=torch.zeros(1, d.mask_size, d.mask_size), segments=chat_segments([text], d1)) for im in rgb]
+    return Collator(model.tokenizer, model.cfg)(samples)
+
+@torch.no_grad()
+def teacher_forced_probs(model, batch:dict) -> torch.Tensor:
+    "Probability maps `(N, s, s)` (float32, CPU) of every `[SEG]` in the batch, answer teacher-forced."
+    model.eval(); dev = model.device
+    b = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
+    h, _ = model.llm_forward(b)
+    return model.seg_logits(h, b['input_ids'], b['sam_images'])[0].float().sigmoid().cpu()
+
+# %% ../nbs/03_convert.ipynb #2fda519d
+def val_metrics(ckpt:Path, meta:dict) -> dict|None:
+    "Validation metrics of a checkpoint: its meta's `val`, else `val_log.jsonl` at (or last before) its iteration."
+    if meta.get('val'): return {'iter': meta['iter'], **meta['val'], 'source': 'meta.json'}
+    log = Path(ckpt).parent/'val_log.jsonl'
+    if not log.is_file(): return None
+    rows = [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+    rows = [r for r in rows if r.get('iter', 1 << 60) <= (meta.get('iter') or 0)]
+    return {**rows[-1], 'source': 'val_log.jsonl'} if rows else None
+
+# %% ../nbs/03_convert.ipynb #2357e472
+def model_card(info:dict) -> str:
+    "README.md of an exported model: what it is, where it came from, how it was checked, how to use it."
+    s, st, m = info['source'], info['selftest'], info.get('metrics')
+    rows = [('source checkpoint', f"`{s['path']}`"), ('sha256 of trainable.safetensors', f"`{s['sha256']}`"),
+            ('iteration', f"{s['iteration']} / {s['max_iters']}"), ('epoch', s['epoch']), ('trained', s['date']),
+            ('data fingerprint', f"`{s['data_fingerprint']}`"), ('base model', f"`{json.dumps(info['base'])}`"),
+            ('LoRA', json.dumps(info['lora'])), ('imported from', (s.get('imported_from') or {}).get('path', '—')),
+            ('weights', f"{info['dtype']}, {info['params']:,} parameters, {info['bytes']:,} bytes ({info['bytes_per_param']:.2f} B/param)"),
+            ('exported', info['exported'])]
+    metr = 'not known (no validation logged for this run)' if not m else ', '.join(f'{k} {v}' for k, v in m.items())
+    return '\n'.join([f"# vessel_nb model — {info['preset']}, iteration {s['iteration']}", '',
+        'Text-prompted vessel segmentation (Sa2VA architecture: InternVL3 + SAM2 + `[SEG]`), exported by '
+        '`python -m vessel_nb.convert export`. LoRA and the `[SEG]` rows are merged; no training code is needed.', '',
+        '## Provenance', '', '| | |', '|---|---|', *[f'| {a} | {b} |' for a, b in rows], '',
+        f'## Validation metrics\n\n{metr}', '',
+        f"## Self-test\n\nThis folder, loaded with `vessel_nb.model.load`, was compared with the training model on "
+        f"{st['images']} fixed images: max |Δprob| = {st['max_abs_diff']:.3g} (teacher-forced `[SEG]`, "
+        f"tolerance {st['tolerance']:g}); generation: {st['generation']}. See `selftest.png`.", '',
+        '## Use\n\n```python\nfrom vessel_nb.model import load, VesselPredictor\n'
+        f"model = load('{info['name']}')\npred = VesselPredictor(model, threshold=0.5).predict('frame.png')\n"
+        'pred.prob, pred.mask  # float32 probability map and boolean mask at the image size\n```', ''])
+
+# %% ../nbs/03_convert.ipynb #ebf105ab
+TOLERANCE = {'float32': 1e-4, 'bfloat16': 0.05, 'float16': 0.02}
+
+def _generation_check(model, exported, images:list) -> str:
+    "Whether the exported model generates the same text and maps as the training model."
+    from vessel_nb.model import VesselPredictor
+    a, b = VesselPredictor(model).predict_batch(images), VesselPredictor(exported).predict_batch(images)
+    if [x.text for x in a] != [x.text for x in b]: return f'texts differ: {[x.text for x in a]} vs {[x.text for x in b]}'
+    n = sum(len(x.probs) for x in a)
+    if not n: return f'same text {a[0].text!r}, no [SEG] generated'
+    return f'same text, {n} [SEG] generated, max |Δprob| {max(float(np.abs(x.prob - y.prob).max()) for x, y in zip(a, b)):.3g}'
+
+# %% ../nbs/03_convert.ipynb #e4009b4c
+def selftest_figure(ref:torch.Tensor, got:torch.Tensor, # (N, s, s) training / export probability maps
+                    path:Path):
+    "Training vs export probability maps and their |difference|, one row per image."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(len(ref), 3, figsize=(7.5, 2.5 * len(ref)), squeeze=False)
+    for i, (r, g) in enumerate(zip(ref, got)):
+        d = (r - g).abs()
+        for a, im, t, kw in [(ax[i, 0], r, 'training model', dict(vmin=0, vmax=1)), (ax[i, 1], g, 'export', dict(vmin=0, vmax=1)),
+                             (ax[i, 2], d, f'|Δ| max {float(d.max()):.2g}', {})]:
+            a.imshow(im.numpy(), cmap='magma', **kw); a.set_title(t, fontsize=9); a.axis('off')
+    fig.tight_layout(); fig.savefig(path, dpi=72); plt.close(fig)
+
+# %% ../nbs/03_convert.ipynb #8915d536
+def run_selftest(model, folder:Path, tolerance:float) -> dict:
+    "Load `folder` with `vessel_nb.model.load` and compare its probability maps with `model`'s."
+    from vessel_nb.model import load
+    imgs = selftest_images(); batch = selftest_batch(model, imgs)
+    ref = teacher_forced_probs(model, batch)
+    exported = load(folder, device=model.device)
+    got = teacher_forced_probs(exported, batch)
+    diff = (ref - got).abs()
+    selftest_figure(ref, got, Path(folder)/'selftest.png')
+    return dict(images=len(imgs), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()), tolerance=tolerance,
+                passed=bool(diff.max() <= tolerance), generation=_generation_check(model, exported, imgs),
+                inputs='selftest_images() with the answer "It is [SEG]." teacher-forced')
+
+# %% ../nbs/03_convert.ipynb #7a779b0b
+class ExportError(RuntimeError):
+    "The exported model does not reproduce the training model; nothing was written."
+
+def rebuild(ckpt) -> tuple:
+    "(training model with the checkpoint's weights loaded strictly, checkpoint folder, meta) of an `iter_N/` folder."
+    from safetensors.torch import load_file
+    from vessel_nb.model import ModelConfig, build_model
+    d = resolve_checkpoint(ckpt); meta = json.loads((d/'meta.json').read_text())
+    if not meta.get('model_config') or not meta.get('identity'): raise ValueError(
+        f'{d/"meta.json"}: no model_config/identity; this checkpoint cannot say which model it belongs to')
+    mc = ModelConfig(**meta['model_config'])
+    if (meta.get('config') or {}).get('random_weights') and mc.llm != 'tiny': raise ValueError(
+        f'{d}: trained with random_weights=True; there are no base weights to rebuild, so no export is meaningful')
+    model = build_model(mc, device='cpu')
+    model.check_identity(meta['identity'], f'{d} (base model rebuilt from its meta.json)')
+    model.load_trainable(load_file(str(d/'trainable.safetensors')), str(d/'trainable.safetensors'))
+    return model.eval(), d, meta
+
+# %% ../nbs/03_convert.ipynb #9e8ed315
+def _weights_info(folder:Path) -> dict:
+    "Parameters, bytes, bytes per parameter and sha256 of the safetensors files of a model folder."
+    files = sorted(Path(folder).glob('*.safetensors'))
+    params = sum(t.numel() for t in header_shapes(files).values()); size = sum(f.stat().st_size for f in files)
+    return dict(params=params, bytes=size, bytes_per_param=size / params, weights_sha256={f.name: sha256(f) for f in files})
+
+def write_generation_config(model, folder:Path):
+    "generation_config.json: greedy decoding up to the config's budget, stopping at `<|im_end|>`."
+    tok = model.tokenizer
+    (Path(folder)/'generation_config.json').write_text(json.dumps(dict(
+        do_sample=False, max_new_tokens=model.cfg.max_new_tokens, eos_token_id=tok.convert_tokens_to_ids('<|im_end|>'),
+        pad_token_id=tok.pad_token_id, seg_token_id=model.seg_id), indent=1))
+
+# %% ../nbs/03_convert.ipynb #fc98fb94
+def _export_info(model, d:Path, meta:dict, out:Path, dtype:str, st:dict, w:dict) -> dict:
+    "export.json: provenance, weights and self-test of an export."
+    src = dict(path=str(d.resolve()), sha256=sha256(d/'trainable.safetensors'), iteration=meta.get('iter'),
+               max_iters=meta.get('max_iters'), epoch=meta.get('epoch'), date=meta.get('time'),
+               data_fingerprint=meta.get('data_fingerprint'), split_fingerprints=meta.get('split_fingerprints'),
+               imported_from=meta.get('source'))
+    return dict(name=out.name, preset=model.cfg.preset, source=src, base=meta['identity'], lora=_lora_of(meta['model_config']),
+                dtype=dtype, **w, metrics=val_metrics(d, meta), selftest=st, exported=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                vessel_nb=_version())
+
+def _version() -> str:
+    from vessel_nb import __version__; return __version__
+
+# %% ../nbs/03_convert.ipynb #e2c5af31
+def export(ckpt, # `iter_N/` folder or work folder (its latest checkpoint)
+           out, # new folder for the exported model
+           dtype:str='bfloat16', # weights dtype: bfloat16 (default), float16 or float32
+           overwrite:bool=False, # replace an existing `out`
+           tolerance:float=None) -> dict: # max |Δprob| allowed by the self-test (default by dtype)
+    "Merge a checkpoint into a self-contained model folder, self-test it against the training model, write it."
+    from vessel_nb.model import save_pretrained
+    out = Path(out); tmp = out.with_name(out.name + '.tmp')
+    if dtype not in TOLERANCE: raise ValueError(f'--dtype {dtype}: choose one of {list(TOLERANCE)}')
+    if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; pass --overwrite to replace it')
+    model, d, meta = rebuild(ckpt)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        save_pretrained(model, tmp, dtype=getattr(torch, dtype)); write_generation_config(model, tmp)
+        st = run_selftest(model, tmp, TOLERANCE[dtype] if tolerance is None else tolerance)
+        info = _export_info(model, d, meta, out, dtype, st, _weights_info(tmp))
+        (tmp/'export.json').write_text(json.dumps(info, indent=1, default=str)); (tmp/'README.md').write_text(model_card(info))
+        if not st['passed']: raise ExportError(f"self-test failed: the export's probabilities differ from the training "
+                                               f"model's by {st['max_abs_diff']:.3g} > {st['tolerance']:g}; nothing written")
+    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
+    if out.exists(): shutil.rmtree(out)
+    tmp.rename(out)
+    return info
 
 # %% ../nbs/03_convert.ipynb #d40eed55
 def _cmd_inspect(a): d = inspect_checkpoint(a.ckpt); print(json.dumps(d, indent=1, default=str) if a.json else format_inspect(d))
 def _cmd_import_internvl(a): print(json.dumps(import_internvl(a.src, a.out, a.overwrite), indent=1))
+def _cmd_import_sa2va(a):
+    r = import_sa2va(a.pth, a.out, a.base, a.overwrite, a.device)
+    print(json.dumps(r, indent=1, default=str)); print(f"wrote {r['checkpoint']} ({r['stored']} tensors; embedding rows: {r['seg_rows']})")
+def _cmd_export(a):
+    e = export(a.ckpt, a.out, a.dtype, a.overwrite, a.tolerance); st = e['selftest']
+    print(f"wrote {a.out}: {e['dtype']}, {e['params']:,} parameters, {e['bytes']/1e9:.3f} GB ({e['bytes_per_param']:.2f} B/param)")
+    print(f"source {e['source']['path']} (sha256 {e['source']['sha256'][:16]}…, iteration {e['source']['iteration']})")
+    print(f"self-test: max |Δprob| {st['max_abs_diff']:.3g} (tolerance {st['tolerance']:g}) on {st['images']} images; generation: {st['generation']}")
 
 def build_parser():
     "The `python -m vessel_nb.convert` argument parser."
@@ -646,6 +1107,16 @@ def build_parser():
     s = sub.add_parser('import-internvl', help="original InternVL3 release folder -> transformers' native layout")
     s.add_argument('src'); s.add_argument('out'); s.add_argument('--overwrite', action='store_true')
     s.set_defaults(fn=_cmd_import_internvl)
+    s = sub.add_parser('import-sa2va', help='official Sa2VA/xtuner iter_N.pth -> our checkpoint format (OUT/iter_N/)')
+    s.add_argument('pth', help='iter_N.pth file or DeepSpeed iter_N.pth/ folder'); s.add_argument('out', help='new work folder')
+    s.add_argument('--base', required=True, help='preset (tiny, internvl3-1b/2b/8b) or native InternVL3 folder the run was trained from')
+    s.add_argument('--overwrite', action='store_true'); s.add_argument('--device', default='cpu', help='cpu or cuda')
+    s.set_defaults(fn=_cmd_import_sa2va)
+    s = sub.add_parser('export', help='merge a checkpoint into a self-contained, self-tested model folder')
+    s.add_argument('ckpt', help='iter_N/ folder or work folder (latest checkpoint)'); s.add_argument('out', help='new model folder')
+    s.add_argument('--dtype', default='bfloat16', choices=list(TOLERANCE)); s.add_argument('--overwrite', action='store_true')
+    s.add_argument('--tolerance', type=float, default=None, help='max |Δprob| of the self-test (default: 1e-4 float32, 0.05 bfloat16)')
+    s.set_defaults(fn=_cmd_export)
     return p
 
 # %% ../nbs/03_convert.ipynb #2621eb73
@@ -653,7 +1124,7 @@ def main(argv:list=None):
     "Run a `convert` command; user errors exit with a one-line message."
     a = build_parser().parse_args(argv)
     try: a.fn(a)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, ExportError) as e:
         print(f'error: {e}', file=sys.stderr); sys.exit(1)
 
 # %% ../nbs/03_convert.ipynb #42385bab
