@@ -85,3 +85,20 @@ def test_truncated_image_is_unreadable(tmp_path):
     good = next(p for p in tmp_path.glob("*.png") if p.stat().st_size > 60)
     good.write_bytes(good.read_bytes()[:-20])   # cut the end: header still readable
     assert D.check(tmp_path).counts() == {"unreadable_image": 2}
+
+
+WEIRD = [None, 3, "x", [], {}, {"image": 5, "mask": [], "text": []}, {"image": "a.png", "mask": "poly", "text": "v"},
+         {"image": "a.png", "mask": [[None, 1, 2, 3, 4, 5]], "text": "blood vessel"},
+         {"image": "a.png", "mask": [[[[1, 2]]]], "text": [1]}, {"image": "a.png", "mask": [[{"x": 1}]], "text": [""]},
+         {"image": "a.png", "mask": [[1e308, 1e308, 1, 1, 2, 3]], "text": ["v"]},
+         {"image": "../../a.png", "mask": [[1, 1, 2, 2, 3, 1]], "text": ["v", "w", "x"]}]
+
+
+@pytest.mark.parametrize("k", range(len(WEIRD)))
+def test_no_input_ends_in_a_traceback(tmp_path, k, capsys):
+    import numpy as np
+    D.write_image(tmp_path/"a.png", np.zeros((8, 8), np.uint8))
+    D.write_json(tmp_path/"annotations.json", [WEIRD[k], {"image": "a.png", "mask": [[1, 1, 6, 1, 6, 6]], "text": ["v"]}])
+    assert D.main(["check", str(tmp_path)]) in (0, 1)
+    assert D.main(["stats", str(tmp_path)]) == 0
+    assert D.main(["preview", str(tmp_path), str(tmp_path/"p"), "-n", "2"]) == 0

@@ -27,8 +27,8 @@ __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES',
            'write_image', 'staged', 'entry_mask', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video',
            'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas', 'CheckReport',
            'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs', 'write_data',
-           'import_masks', 'import_coco', 'import_labelme', 'stats', 'format_stats', 'sample_view', 'preview',
-           'browser', 'VesselDataset', 'object_masks', 'main']
+           'import_masks', 'import_coco', 'import_labelme', 'usable_entries', 'stats', 'format_stats', 'sample_view',
+           'preview', 'browser', 'VesselDataset', 'object_masks', 'main']
 
 # %% ../nbs/00_dataset.ipynb #cbe2de83
 class DataError(ValueError):
@@ -631,7 +631,7 @@ def _bounds_problems(ext:dict, sizes:dict) -> tuple[list[Problem], dict]:
         if mx > w or my > h: over[(h, w)].append((i, n, mx, my))
     probs, canvas = [], {}
     for (h, w), items in over.items():
-        big = [t for t in items if t[2] > w * 1.02 + 1 or t[3] > h * 1.02 + 1]
+        big = [t for t in items if (t[2] > w * 1.02 + 1 or t[3] > h * 1.02 + 1) and t[2] <= 16 * w and t[3] <= 16 * h]
         c = guess_canvas(h, w, max(t[2] for t in big), max(t[3] for t in big)) if big else None
         for i, n, mx, my in items:
             if c and (i, n, mx, my) in big:
@@ -926,20 +926,24 @@ def _dist(xs:list) -> dict:
     a = np.asarray(xs, np.float64)
     return {k: round(float(f(a)), 4) for k, f in [("min", np.min), ("median", np.median), ("mean", np.mean), ("max", np.max)]} if len(a) else {}
 
+def usable_entries(root:str|Path) -> tuple[list[dict], int]:
+    "Entries in which `check` finds no error (warnings allowed), and how many were left out."
+    r, entries = check(root), load_annotations(root)
+    bad = {p.entry for p in r.problems if r.severity(p.kind) == "error" and p.entry is not None}
+    return [e for i, e in enumerate(entries) if i not in bad], len(bad)
+
 def stats(root:str|Path) -> dict:
-    "Summary statistics of a data folder (run `check` first: bad entries are counted, not measured)."
-    root, entries = Path(root), [e for e in load_annotations(root) if _entry_shape(e) is None]
+    "Summary statistics of a data folder; entries with `check` errors are counted in `unusable`, not measured."
+    root, (entries, bad) = Path(root), usable_entries(root)
     sizes = _image_sizes(root, sorted({e["image"] for e in entries}))
-    ok = [e for e in entries if isinstance(sizes[e["image"]], tuple)]
     frames = Counter(video_id(e["image"]) for e in entries)
-    frac = [entry_mask(e, *sizes[e["image"]]).mean() for e in ok]
-    out = dict(samples=len(entries), images=len(_image_files(root) | {e["image"] for e in ok}),
+    out = dict(samples=len(entries), images=len(_image_files(root) | {e["image"] for e in entries}),
                unannotated_images=len(_image_files(root) - {e["image"] for e in entries}),
                videos=len(frames), frames_per_video=_dist(list(frames.values())),
-               objects_per_image=dict(sorted(Counter(len(entry_objects(e)) if e["text"] else 0 for e in entries).items())),
+               objects_per_image=dict(sorted(Counter(len(entry_objects(e)) for e in entries).items())),
                polygons_per_image=dict(sorted(Counter(sum(len(o) for o in _objects(e)) for e in entries).items())),
-               image_sizes={f"{w}x{h}": n for (h, w), n in Counter(sizes[e["image"]] for e in ok).most_common()},
-               vessel_fraction=_dist(frac), unmeasured=len(entries) - len(ok))
+               image_sizes={f"{w}x{h}": n for (h, w), n in Counter(sizes[e["image"]] for e in entries).most_common()},
+               vessel_fraction=_dist([entry_mask(e, *sizes[e["image"]]).mean() for e in entries]), unusable=bad)
     if (ann_path(root).parent/"splits.json").is_file(): out["splits"] = {s: len(load_split(root, s)) for s in SPLITS}
     return out
 
@@ -952,7 +956,7 @@ def format_stats(s:dict) -> str:
             ("objects per image", f(s["objects_per_image"])), ("polygons per image", f(s["polygons_per_image"])),
             ("image sizes", f(s["image_sizes"])), ("vessel pixel fraction", f(s["vessel_fraction"]))]
     rows += [("splits", f(s["splits"]))] if "splits" in s else []
-    rows += [("not measured (missing/unreadable image)", s["unmeasured"])] if s["unmeasured"] else []
+    rows += [("unusable entries (run check)", s["unusable"])] if s["unusable"] else []
     return "\n".join(f"{k:24} {v}" for k, v in rows)
 
 # %% ../nbs/00_dataset.ipynb #c23c55fa
@@ -963,8 +967,8 @@ def sample_view(root:str|Path, entry:dict, show_overlay:bool=True) -> np.ndarray
     return np.concatenate([img, overlay(img, m) if show_overlay else img], 1)
 
 def preview(root:str|Path, out:str|Path, n:int=4, seed:int=0, real_names:bool=False) -> list[Path]:
-    "Write `image | overlay` PNGs of `n` samples (seeded choice) to `out`; returns their paths."
-    entries = [e for e in load_annotations(root) if _entry_shape(e) is None]
+    "Write `image | overlay` PNGs of `n` usable samples (seeded choice) to `out`; returns their paths."
+    entries = usable_entries(root)[0]
     pick = sorted(random.Random(seed).sample(range(len(entries)), min(n, len(entries))))
     paths = [Path(out)/f"{display_name(entries[i]['image'], real_names)}.png" for i in pick]
     for i, p in zip(pick, paths): write_image(p, sample_view(root, entries[i]))
@@ -983,7 +987,8 @@ def browser(root:str|Path|None=None, real_names:bool=False):
     "An ipywidgets browser of a data folder: slider over samples, overlay toggle, the sample's stats."
     import ipywidgets as W
     root = Path(root or setting("paths.data") or "data/sample")
-    entries = [e for e in load_annotations(root) if _entry_shape(e) is None]
+    entries = usable_entries(root)[0]
+    if not entries: raise DataError(f"{root}: no usable entries; run `python -m vessel_nb.dataset check {root}`")
     slider, toggle = W.IntSlider(0, 0, max(len(entries) - 1, 0), description="sample"), W.Checkbox(True, description="overlay")
     image, info = W.Image(format="png"), W.HTML()
     def show(*_):
