@@ -114,3 +114,13 @@ def test_module_imports_without_torch():
     import subprocess, sys
     code = "import sys, vessel_nb.dataset; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_stale_split_is_a_clear_error(tmp_path):
+    _toy(tmp_path)
+    D.split_data(tmp_path, val=0.3, test=0.3, seed=0)
+    ann = json.loads((tmp_path/"annotations.json").read_text())
+    gone = D.load_split(tmp_path, "train")[0]
+    D.write_json(tmp_path/"annotations.json", [e for e in ann if e["image"] != gone])
+    with pytest.raises(D.DataError, match="re-run `split`"):
+        D.VesselDataset(tmp_path, "train", SMALL)

@@ -210,7 +210,7 @@ def load_splits(root:str|Path) -> dict:
 
 def load_split(root:str|Path, split:str) -> list[str]:
     "Image names of one split (`train`, `val`, `test`), or every annotated image for `all`."
-    if split == "all": return [e["image"] for e in load_annotations(root)]
+    if split == "all": return [e["image"] for e in load_annotations(root) if isinstance(e, dict) and isinstance(e.get("image"), str)]
     if split not in SPLITS: raise DataError(f"unknown split {split!r}; use one of {SPLITS + ('all',)}")
     return list(load_splits(root)[split])
 
@@ -1010,6 +1010,8 @@ class VesselDataset:
         self.cfg, self.repeats, self.seed = cfg, repeats, seed
         names = set(load_split(self.root, split))
         self.entries = [e for e in load_annotations(self.root) if isinstance(e, dict) and e.get("image") in names]
+        stale = names - {e["image"] for e in self.entries}
+        if stale: raise DataError(f"{self.root}/splits.json: {len(stale)} {split} image(s) have no annotation (e.g. {display_name(min(stale))}); re-run `split`")
         if not self.entries:
             raise DataError(f"{self.root}: split {split!r} has no annotated images; run `split` or pick another split")
         self._validate(names, strict)
