@@ -6,8 +6,8 @@ Docs: https://vessel-nb.github.io/vessel_nb/eval.html.md"""
 
 # %% ../nbs/04_eval.ipynb #e34f2c2d
 from __future__ import annotations
-import argparse, csv, io, json, math, os, re, sys, time
-from dataclasses import dataclass, field, asdict, replace
+import argparse, csv, json, math, os, sys, time
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,9 @@ __all__ = ['EMPTY_POLICIES', 'METRICS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON
            'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'save_figure', 'ProbaModel',
            'is_checkpoint', 'load_checkpoint_model', 'load_eval_model', 'images_fingerprint', 'leakage_evidence',
            'check_leakage', 'EvalConfig', 'tuning_split', 'pick_threshold', 'write_csv', 'jsonable',
-           'public_provenance', 'curve_rows', 'staged_folder', 'case_figures', 'resolve_paths', 'evaluate',
-           'checkpoint_dirs', 'best_row', 'evaluate_checkpoints', 'checkpoint_plot', 'main', 'playground_view',
-           'playground']
+           'public_provenance', 'curve_rows', 'staged_folder', 'case_figures', 'resolve_paths', 'prob_saver',
+           'result_record', 'write_outputs', 'evaluate', 'checkpoint_dirs', 'best_row', 'evaluate_checkpoints',
+           'checkpoint_plot', 'main', 'playground_view', 'playground']
 
 # %% ../nbs/04_eval.ipynb #5c477467
 def as_masks(x, # masks: numpy or torch, `(H, W)` or `(B, H, W)`, bool or {0, 1}
@@ -655,32 +655,42 @@ def resolve_paths(cfg:EvalConfig) -> tuple[Path, Path]:
     return data, out
 
 # %% ../nbs/04_eval.ipynb #e1afa44c
+def prob_saver(folder:Path):
+    "`on_prob` callback writing `folder/<name>.npz` (float16 `prob`)."
+    folder.mkdir(parents=True, exist_ok=True)
+    return lambda s, p: np.savez_compressed(folder/f"{s.name}.npz", prob=p.astype(np.float16))
+
+def result_record(cfg:EvalConfig, root:Path, split:EvalSplit, met:SegMetrics, choice:ThresholdChoice, model, prov:dict, leak:dict) -> dict:
+    "The content of `metrics.json`."
+    return dict(met.aggregate(), threshold=choice.threshold, threshold_source=choice.source, threshold_split=choice.split,
+                threshold_criterion=choice.criterion, threshold_score=choice.score, split=cfg.split,
+                split_fingerprint=images_fingerprint(split.images), model=public_provenance(prov), model_spec=cfg.model,
+                data=str(root.resolve()), data_fingerprint=data_fingerprint(root), **leak, no_seg=getattr(model, "no_seg", 0),
+                prompt=cfg.prompt if isinstance(model, ProbaModel) else None, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+def write_outputs(folder:Path, res:dict, met:SegMetrics, curve:ThresholdCurve|None):
+    "metrics.json, per_image.csv, per_video.csv, threshold_curve.csv."
+    write_csv(folder/"per_image.csv", met.per_image()); write_csv(folder/"per_video.csv", met.per_video())
+    write_csv(folder/"threshold_curve.csv", curve_rows(curve) if curve is not None else [])
+    write_json(folder/"metrics.json", jsonable(res), indent=1)
+
+# %% ../nbs/04_eval.ipynb #1821702f
 def evaluate(cfg:EvalConfig) -> dict:
     "Run one evaluation and write `metrics.json`, `per_image.csv`, `per_video.csv`, `threshold_curve.csv`, figures."
     if cfg.checkpoints: raise ValueError("evaluate: use evaluate_checkpoints for --checkpoints")
-    cfg = replace(cfg, split=cfg.split or "test")
+    cfg = replace(cfg, split=cfg.split or "test"); check_empty(cfg.empty)
     t0, (root, out) = time.time(), resolve_paths(cfg)
-    check_empty(cfg.empty)
     split = EvalSplit(root, cfg.split, cfg.real_names)
     if not len(split): raise DataError(f"{root}: the {cfg.split!r} split is empty; nothing to evaluate")
     with staged_folder(out, cfg.overwrite) as tmp:
         model, prov = load_eval_model(cfg.model, root, cfg.prompt, cfg.device)
         leak = check_leakage(prov, data_fingerprint(root), cfg.split, split.images, cfg.allow_train_split)
         choice, curve = pick_threshold(model, cfg, root)
-        save = (lambda s, p: np.savez_compressed(tmp/"probs"/f"{s.name}.npz", prob=p.astype(np.float16))) if cfg.save_probs else None
-        if save: (tmp/"probs").mkdir()
-        met, _ = run_split(model, split, choice.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size,
-                           progress=cfg.progress, desc=f"eval {cfg.split}", on_prob=save)
-        figs = case_figures(model, split, met, choice.threshold, tmp/"figures")
-        res = dict(met.aggregate(), threshold=choice.threshold, threshold_source=choice.source, threshold_split=choice.split,
-                   threshold_criterion=choice.criterion, threshold_score=choice.score, split=cfg.split,
-                   split_fingerprint=images_fingerprint(split.images), model=public_provenance(prov), model_spec=cfg.model,
-                   data=str(root.resolve()), data_fingerprint=data_fingerprint(root), **leak,
-                   no_seg=getattr(model, "no_seg", 0), figures=figs, prompt=cfg.prompt if isinstance(model, ProbaModel) else None,
-                   seconds=round(time.time() - t0, 2), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        write_csv(tmp/"per_image.csv", met.per_image()); write_csv(tmp/"per_video.csv", met.per_video())
-        write_csv(tmp/"threshold_curve.csv", curve_rows(curve) if curve is not None else [])
-        write_json(tmp/"metrics.json", jsonable(res), indent=1)
+        met, _ = run_split(model, split, choice.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size, progress=cfg.progress,
+                           desc=f"eval {cfg.split}", on_prob=prob_saver(tmp/"probs") if cfg.save_probs else None)
+        res = result_record(cfg, root, split, met, choice, model, prov, leak)
+        res.update(figures=case_figures(model, split, met, choice.threshold, tmp/"figures"), seconds=round(time.time() - t0, 2))
+        write_outputs(tmp, res, met, curve)
     return res
 
 # %% ../nbs/04_eval.ipynb #d81136ed
