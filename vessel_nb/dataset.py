@@ -21,10 +21,10 @@ from fastcore.imports import IN_NOTEBOOK
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES', 'PROBLEMS', 'COMMON_SIDES', 'MASK_SUFFIXES',
            'DataError', 'settings_path', 'site_settings', 'setting', 'ann_path', 'load_annotations', 'image_path',
-           'as_polygons', 'rasterize', 'entry_objects', 'video_id', 'patient_id', 'frame_number', 'pseudonym',
-           'display_name', 'load_splits', 'load_split', 'data_fingerprint', 'split_fingerprints', 'DataConfig',
-           'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments', 'write_json',
-           'write_image', 'staged', 'entry_mask', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video',
+           'as_polygons', 'rasterize', 'entry_objects', 'entry_mask', 'video_id', 'patient_id', 'frame_number',
+           'pseudonym', 'display_name', 'load_splits', 'load_split', 'data_fingerprint', 'split_fingerprints',
+           'DataConfig', 'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments',
+           'write_json', 'write_image', 'staged', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video',
            'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas', 'CheckReport',
            'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs', 'write_data',
            'import_masks', 'import_coco', 'import_labelme', 'usable_entries', 'stats', 'format_stats', 'sample_view',
@@ -170,6 +170,11 @@ def entry_objects(entry:dict, # one annotations.json entry
     if strict: raise DataError(f"{name}: {len(objs)} objects but {len(texts)} texts; give one text, or one per object")
     n = min(len(texts), len(objs))
     return [(t, o) for t, o in zip(texts[:n-1], objs[:n-1])] + [(texts[n-1], [p for o in objs[n-1:] for p in o])]
+
+# %% ../nbs/00_dataset.ipynb #5fd333ad
+def entry_mask(entry:dict, height:int, width:int) -> np.ndarray:
+    "`uint8 (H, W)` union of every object of an entry: the image's vessel ground truth."
+    return rasterize([p for o in _objects(entry) for p in o], height, width)
 
 # %% ../nbs/00_dataset.ipynb #edb5ff1c
 def video_id(name:str) -> str:
@@ -389,11 +394,6 @@ def staged(out:str|Path):
     except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     if out.exists(): out.rmdir()
     os.replace(tmp, out)
-
-# %% ../nbs/00_dataset.ipynb #5fd333ad
-def entry_mask(entry:dict, height:int, width:int) -> np.ndarray:
-    "`uint8 (H, W)` union of every object of an entry: the image's vessel ground truth."
-    return rasterize([p for o in _objects(entry) for p in o], height, width)
 
 # %% ../nbs/00_dataset.ipynb #93f996f5
 FAKE_NAMES = ["Alex Sample", "Bea Synthetic", "Cal Demo", "Dee Example", "Eli Fixture", "Fay Mock", "Gus Dummy",
