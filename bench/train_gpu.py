@@ -96,7 +96,7 @@ def main():
     if not acc.is_main_process: return
     dev = torch.cuda.get_device_name(0) if cuda else "CPU"
     print(f"\n{a.preset}{' (random weights)' if a.random_weights else ''} on {acc.num_processes} × {dev}, torch {torch.__version__}, "
-          f"gradient checkpointing {a.gradient_checkpointing}, FSDP {a.fsdp}; SAM2 encoder {sam_flops / 1e12:.3f} TFLOP/image")
+          f"gradient checkpointing {a.gradient_checkpointing}, FSDP {a.fsdp}; SAM2 encoder {sam_flops / 1e9:.4g} GFLOP/image")
     print("| tiles | batch/process | tokens/sample | s/step | samples/s | tokens/s | model TFLOP/s per GPU | peak GiB |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -68,3 +68,13 @@ def test_fsdp_on_cpu_is_refused(tmp_path):
     if torch.cuda.is_available(): pytest.skip("this checks the CPU message")
     r = cli("--fsdp", "--work-dir", str(tmp_path/"w"))
     assert r.returncode == 1 and "--fsdp" in r.stderr and "needs CUDA" in r.stderr
+
+def test_example_configs_load_and_resolve():
+    "Every configs/*.yaml holds only TrainConfig fields and a valid combination."
+    from pathlib import Path
+    from vessel_nb.train import load_config, resolve_config
+    files = sorted((Path(__file__).resolve().parents[1]/"configs").glob("*.yaml"))
+    assert files
+    for f in files:
+        c = resolve_config(load_config(str(f)))
+        assert c.max_iters or c.epochs, f

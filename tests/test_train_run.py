@@ -125,3 +125,15 @@ def test_two_processes_train_disjoint_shards(tmp_path):
     assert "2 processes, 24 samples, 12 per process per epoch (padding 0), 12 iterations announced" in r.stdout
     assert "OK: disjoint shards, full coverage, equal iteration counts" in r.stdout
     assert len(read_jsonl(tmp_path/"w"/"train_log.jsonl")) == 12
+
+def test_bench_train_gpu_runs_tiny_on_cpu(tmp_path):
+    "bench/train_gpu.py --preset tiny runs on CPU and prints a table with positive throughput."
+    out = tmp_path/"rows.json"
+    r = subprocess.run([sys.executable, str(ROOT/"bench"/"train_gpu.py"), "--preset", "tiny", "--batch-size", "1", "2",
+                        "--tiles", "1", "--steps", "2", "--warmup", "1", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "| tiles | batch/process | tokens/sample | s/step | samples/s | tokens/s |" in r.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [(x["tiles"], x["batch"]) for x in rows] == [(1, 1), (1, 2)]
+    assert all(x["s_per_step"] > 0 and x["samples_per_s"] > 0 and x["tflops_per_sample"] > 0 for x in rows)

@@ -65,7 +65,7 @@ class TrainConfig:
 
 # %% ../nbs/02_train.ipynb #5693b682
 PRESET_DEFAULTS = {
-    "tiny": dict(max_iters=60, lr=1e-3, save_every=20),
+    "tiny": dict(max_iters=200, lr=1e-3, save_every=50),
     "*":    dict(epochs=1, lr=2e-5, save_every=500),
 }
 
@@ -639,14 +639,14 @@ def log_train(run:Run, n:int, window:list, dt:float) -> dict:
 def validate(run:Run, n:int) -> dict:
     "Mean Dice and IoU on the validation split after iteration `n`."
     from accelerate.utils import gather_object
-    ds, bs, acc = run.parts.val_ds, run.cfg.batch_size, run.acc
+    ds, bs, acc = run.parts.val_ds, 2 * run.cfg.batch_size, run.acc
     idx = shard_indices(len(ds), 0, acc.process_index, acc.num_processes, 0, math.ceil(len(ds) / acc.num_processes))
     model, scores = acc.unwrap_model(run.model), []
     model.eval()
     with torch.no_grad(), acc.autocast():
         for i in range(0, len(idx), bs):
             chunk = idx[i:i + bs]
-            batch = to_device(run.parts.collate([ds[j] for j in chunk]), acc.device)
+            batch = to_device(run.parts.collate([ds[j] for j in chunk]), acc.device)  # no gradients: twice the batch
             scores += list(zip(chunk, run.parts.val_scores(model, batch)))
     model.train()
     per = dict(gather_object(scores))  # image index -> (dice, iou); padding duplicates collapse
