@@ -326,8 +326,7 @@ def _normalize(img:np.ndarray, cfg:DataConfig, out:np.ndarray|None=None) -> np.n
     "`uint8 (H, W, 3)` or grey `(H, W)` → ImageNet-normalised float32 `(3, H, W)` (written into `out` if given)."
     out = np.empty((3, *img.shape[:2]), np.float32) if out is None else out  # (3, H, W)
     for c, ch in enumerate([img] * 3 if img.ndim == 2 else cv2.split(img)):   # contiguous channels: ~10x faster than strided numpy
-        np.multiply(ch, np.float32(1 / (255 * cfg.std[c])), out=out[c], dtype=np.float32, casting="unsafe")
-        out[c] -= np.float32(cfg.mean[c] / cfg.std[c])
+        cv2.addWeighted(ch, 1 / (255 * cfg.std[c]), ch, 0.0, -cfg.mean[c] / cfg.std[c], dst=out[c], dtype=cv2.CV_32F)  # one pass
     return out
 
 def internvl_tiles(img:np.ndarray, # uint8 RGB (H, W, 3) or grey (H, W)
