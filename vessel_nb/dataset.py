@@ -887,8 +887,9 @@ def _shape_polygon(s:dict) -> list[float]|None:
 
 def _labelme_image(j:Path, lm:dict, tmp:Path) -> Path:
     "Source image of a LabelMe file (written to `tmp` from `imageData` when only embedded)."
-    p = j.parent/(lm.get("imagePath") or "")
-    if lm.get("imagePath") and p.is_file(): return p
+    ip = (lm.get("imagePath") or "").replace("\\", "/")   # LabelMe on Windows writes backslashes
+    p = next((q for q in (j.parent/ip, j.parent/Path(ip).name) if ip and q.is_file()), None)
+    if p is not None: return p
     if lm.get("imageData"):
         import base64
         q = tmp/(Path(lm.get("imagePath") or j.stem).stem + ".png"); q.write_bytes(base64.b64decode(lm["imageData"])); return q
