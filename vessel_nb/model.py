@@ -62,7 +62,7 @@ class ModelConfig:
     loss_dice:float = 0.5
     loss_llm:float = 1.0
     dtype:str = "bfloat16"               # weights/compute dtype on GPU; CPU always uses float32
-    max_new_tokens:int = 16              # generation budget of the predictor
+    max_new_tokens:int = 32              # generation budget of the predictor (Sa2VA answers are ~10 tokens)
     seed:int = 0                         # random init of new parts
     data:DataConfig = field(default_factory=vessel_data_config)
 
