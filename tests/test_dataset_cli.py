@@ -127,3 +127,13 @@ def test_committed_sample_is_reproducible(tmp_path):
     for e in D.load_annotations(ref)[::7]:
         a, b = (D.load_image(x/e["image"]).astype(int) for x in (d, ref))
         assert np.abs(a - b).max() <= 2
+
+
+def test_browser_works_without_a_frontend():
+    b = D.browser(ROOT/"data"/"sample")
+    (slider, toggle), image, info = b.children[0].children, b.children[1], b.children[2]
+    assert slider.max == 47 and image.value[:4] == b"\x89PNG"
+    before = image.value; slider.value = 10
+    assert image.value != before and "<b>10</b> video-" in info.value and "Sample" not in info.value
+    on = image.value; toggle.value = False
+    assert image.value != on
