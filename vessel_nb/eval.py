@@ -6,7 +6,7 @@ Docs: https://vessel-nb.github.io/vessel_nb/eval.html.md"""
 
 # %% ../nbs/04_eval.ipynb #e34f2c2d
 from __future__ import annotations
-import argparse, csv, json, math, os, sys, time
+import argparse, csv, io, json, math, os, sys, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -24,7 +24,7 @@ __all__ = ['EMPTY_POLICIES', 'METRICS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON
            'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics', 'as_probs', 'binarize', 'threshold_grid',
            'threshold_bins', 'ThresholdCurve', 'nanmean', 'LeakageError', 'ThresholdChoice', 'choose_threshold',
            'to_gray', 'FrangiConfig', 'FrangiBaseline', 'fit_frangi', 'EvalSample', 'EvalSplit', 'read_mask_pairs',
-           'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'save_figure', 'ProbaModel',
+           'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'fig_png', 'save_figure', 'ProbaModel',
            'is_checkpoint', 'load_checkpoint_model', 'load_eval_model', 'images_fingerprint', 'leakage_evidence',
            'check_leakage', 'EvalConfig', 'tuning_split', 'pick_threshold', 'write_csv', 'jsonable',
            'public_provenance', 'curve_rows', 'staged_folder', 'case_figures', 'resolve_paths', 'prob_saver',
@@ -448,11 +448,15 @@ def six_panel(image, gt:np.ndarray, pred:np.ndarray, # the image, its ground tru
     if title: fig.suptitle(title, fontsize=10)
     return fig
 
+def fig_png(fig) -> bytes:
+    "A figure as PNG bytes."
+    buf = io.BytesIO(); fig.savefig(buf, format="png", bbox_inches="tight"); return buf.getvalue()
+
 def save_figure(fig, path:str|Path):
     "Write a figure as PNG atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, format="png", bbox_inches="tight"); os.replace(tmp, path)
+    tmp.write_bytes(fig_png(fig)); os.replace(tmp, path)
     return path
 
 # %% ../nbs/04_eval.ipynb #3323d381
