@@ -251,8 +251,8 @@ def explain_hidden(h:int) -> str:
     return f"{h} ({' or '.join(names)})" if names else str(h)
 
 # %% ../nbs/03_convert.ipynb #362c6c22
-PART_NAMES = {'lora': 'LLM LoRA adapters', 'embed_tokens': 'token embeddings (full copy)',
-              'embed_tokens_rows': 'token embeddings (new rows)', 'lm_head': 'LM head (full copy)',
+PART_NAMES = {'lora': 'LLM LoRA adapters', 'embed_tokens': 'token embeddings (all rows)',
+              'embed_tokens_rows': 'token embeddings (new rows)', 'lm_head': 'LM head (all rows)',
               'lm_head_rows': 'LM head (new rows)', 'projector': 'vision-language projector (mlp1)',
               'sam2_mask_decoder': 'SAM2 mask decoder', 'seg_head': '[SEG] head (text_hidden_fcs)',
               'vision': 'vision encoder (InternViT)', 'llm': 'LLM base weights', 'sam2_encoder': 'SAM2 image encoder',
@@ -690,12 +690,18 @@ def inspect_ours(path) -> dict:
     return dict(path=str(d), format='vessel_nb ' + ('imported checkpoint' if meta.get('source') else 'training checkpoint'),
                 weights_from='trainable.safetensors', size_bytes=disk_size(d), trainable_bytes=disk_size(d/'trainable.safetensors'),
                 sha256=sha256(d/'trainable.safetensors'), iteration=it, max_iters=mx, progress=_progress(it, mx),
-                epoch=meta.get('epoch'), max_epochs=(meta.get('config') or {}).get('epochs'), date=meta.get('time'),
+                epoch=meta.get('epoch'), max_epochs=_max_epochs(meta), date=meta.get('time'),
                 seed=(meta.get('config') or {}).get('seed'), tensors=len(sd), params=sum(v.numel() for v in sd.values()),
                 dtypes=_dtypes(sd), parts=parts, trainable=[PART_NAMES[p] for p in parts], frozen=frozen_parts(parts),
                 lora=_lora_of(mc), base=meta.get('identity'), data_fingerprint=meta.get('data_fingerprint'),
                 unknown_keys=[k for k in sd if not logical_name(k, OUR_RULES)], source=meta.get('source'),
                 val=meta.get('val'), notes=_our_notes(d, meta))
+
+def _max_epochs(meta:dict):
+    "Planned epochs of a run: `--epochs`, else max_iters / iterations per epoch."
+    c, p = meta.get('config') or {}, meta.get('plan') or {}
+    if c.get('epochs'): return c['epochs']
+    return round(meta['max_iters'] / p['iters_per_epoch'], 6) if meta.get('max_iters') and p.get('iters_per_epoch') else None
 
 def _our_notes(d:Path, meta:dict) -> list:
     "Warnings a reader of one of our checkpoints needs."
@@ -1016,7 +1022,7 @@ def run_selftest(model, folder:Path, tolerance:float) -> dict:
 class ExportError(RuntimeError):
     "The exported model does not reproduce the training model; nothing was written."
 
-def rebuild(ckpt) -> tuple:
+def rebuild(ckpt, device='cpu') -> tuple:
     "(training model with the checkpoint's weights loaded strictly, checkpoint folder, meta) of an `iter_N/` folder."
     from safetensors.torch import load_file
     from vessel_nb.model import ModelConfig, build_model
@@ -1026,7 +1032,7 @@ def rebuild(ckpt) -> tuple:
     mc = ModelConfig(**meta['model_config'])
     if (meta.get('config') or {}).get('random_weights') and mc.llm != 'tiny': raise ValueError(
         f'{d}: trained with random_weights=True; there are no base weights to rebuild, so no export is meaningful')
-    model = build_model(mc, device='cpu')
+    model = build_model(mc, device=device)
     model.check_identity(meta['identity'], f'{d} (base model rebuilt from its meta.json)')
     model.load_trainable(load_file(str(d/'trainable.safetensors')), str(d/'trainable.safetensors'))
     return model.eval(), d, meta
@@ -1064,13 +1070,14 @@ def export(ckpt, # `iter_N/` folder or work folder (its latest checkpoint)
            out, # new folder for the exported model
            dtype:str='bfloat16', # weights dtype: bfloat16 (default), float16 or float32
            overwrite:bool=False, # replace an existing `out`
-           tolerance:float=None) -> dict: # max |Δprob| allowed by the self-test (default by dtype)
+           tolerance:float=None, # max |Δprob| allowed by the self-test (default by dtype)
+           device='cpu') -> dict: # where the training model is rebuilt and the self-test runs (cpu or cuda)
     "Merge a checkpoint into a self-contained model folder, self-test it against the training model, write it."
     from vessel_nb.model import save_pretrained
     out = Path(out); tmp = out.with_name(out.name + '.tmp')
     if dtype not in TOLERANCE: raise ValueError(f'--dtype {dtype}: choose one of {list(TOLERANCE)}')
     if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; pass --overwrite to replace it')
-    model, d, meta = rebuild(ckpt)
+    model, d, meta = rebuild(ckpt, device)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         save_pretrained(model, tmp, dtype=getattr(torch, dtype)); write_generation_config(model, tmp)
@@ -1091,7 +1098,7 @@ def _cmd_import_sa2va(a):
     r = import_sa2va(a.pth, a.out, a.base, a.overwrite, a.device)
     print(json.dumps(r, indent=1, default=str)); print(f"wrote {r['checkpoint']} ({r['stored']} tensors; embedding rows: {r['seg_rows']})")
 def _cmd_export(a):
-    e = export(a.ckpt, a.out, a.dtype, a.overwrite, a.tolerance); st = e['selftest']
+    e = export(a.ckpt, a.out, a.dtype, a.overwrite, a.tolerance, a.device); st = e['selftest']
     print(f"wrote {a.out}: {e['dtype']}, {e['params']:,} parameters, {e['bytes']/1e9:.3f} GB ({e['bytes_per_param']:.2f} B/param)")
     print(f"source {e['source']['path']} (sha256 {e['source']['sha256'][:16]}…, iteration {e['source']['iteration']})")
     print(f"self-test: max |Δprob| {st['max_abs_diff']:.3g} (tolerance {st['tolerance']:g}) on {st['images']} images; generation: {st['generation']}")
@@ -1116,6 +1123,7 @@ def build_parser():
     s.add_argument('ckpt', help='iter_N/ folder or work folder (latest checkpoint)'); s.add_argument('out', help='new model folder')
     s.add_argument('--dtype', default='bfloat16', choices=list(TOLERANCE)); s.add_argument('--overwrite', action='store_true')
     s.add_argument('--tolerance', type=float, default=None, help='max |Δprob| of the self-test (default: 1e-4 float32, 0.05 bfloat16)')
+    s.add_argument('--device', default='cpu', help='rebuild and self-test on cpu or cuda (cuda: the model computes in its bf16 dtype)')
     s.set_defaults(fn=_cmd_export)
     return p
 
