@@ -97,3 +97,27 @@ def test_threshold_rule_never_tunes_on_reported_split():
     with pytest.raises(LeakageError, match="split being reported"): choose_threshold(val, "val")
     for report in ("test", "val", "train"):
         with pytest.raises(LeakageError, match="only ever reported"): choose_threshold(ThresholdCurve("test").update(probs, gts), report)
+
+
+def _cimat():
+    from pathlib import Path
+    for base in (Path(__file__).resolve().parents[1], *Path(__file__).resolve().parents[1].parents):
+        if (base/"shared"/"data"/"cimat_angios_80").is_dir(): return base/"shared"/"data"/"cimat_angios_80"
+    pytest.skip("../shared/data/cimat_angios_80 not found (public test data absent)")
+
+
+@pytest.mark.data
+def test_frangi_baseline_on_cimat_reproduces_reported_numbers():
+    "The fitted scales (3, 4, 5, 6) with the train-curve threshold give the Dice reported in 04_eval on the test half."
+    from vessel_nb.eval import FrangiBaseline, read_mask_pairs, run_split
+    d = _cimat()
+    train, test = read_mask_pairs(d/"Angios_40_training"), read_mask_pairs(d/"Angios_40_testing")
+    assert len(train) == len(test) == 40
+    model = FrangiBaseline()  # default scales = the ones fit_frangi chose on the training half
+    _, curve = run_split(model, train, curve=ThresholdCurve("train"), progress=False)
+    ch = choose_threshold(curve, "test")
+    assert ch.threshold == pytest.approx(0.19) and ch.source == "train curve"
+    met, _ = run_split(model, test, ch.threshold, SegMetrics(cldice=False), progress=False)
+    agg = met.aggregate()
+    assert agg["dice"] == pytest.approx(0.7128, abs=5e-4) and agg["iou"] == pytest.approx(0.5562, abs=5e-4)
+    assert agg["accuracy"] == pytest.approx(0.9666, abs=5e-4)
