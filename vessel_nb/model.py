@@ -27,7 +27,7 @@ __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG
            'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'default_device', 'compute_dtype',
            'load_tokenizer', 'build_vlm', 'build_model', 'expand_image', 'Collator', 'fake_sample', 'overfit',
            'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'merged_vlm',
-           'plain_state_dict', 'save_pretrained', 'merged_vlm_config', 'read_weights', 'load']
+           'plain_state_dict', 'save_pretrained', 'read_weights', 'load']
 
 # %% ../nbs/01_model.ipynb #ea27e6d7
 GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
@@ -211,6 +211,7 @@ def attach_tokenizer(vlm, tok) -> int:
     vocab = vlm.get_input_embeddings().weight.shape[0]
     if SEG_TOKEN not in tok.get_vocab() and len(tok) > vocab:
         raise ValueError(f"tokenizer mismatch: {len(tok)} tokens but the model embeds {vocab}; use the tokenizer of these weights")
+    if tok.pad_token is None: tok.pad_token = tok.convert_ids_to_tokens(token_id(tok, "<|endoftext|>"))   # Qwen2's pad
     seg = add_seg_token(tok)
     if seg >= vocab: vlm.resize_token_embeddings(len(tok), mean_resizing=True)
     return seg
@@ -718,15 +719,11 @@ def save_pretrained(model:VesselSa2VA, folder:str|Path, # must not exist yet
     save_torch_state_dict(sd, tmp, max_shard_size=max_shard_size, metadata={"format": "pt"})
     model.tokenizer.save_pretrained(tmp)
     conf = dict(format=FORMAT, model_config={**model.cfg.to_dict(), "train": [], "sam2_checkpoint": ""},
-                vlm_config=merged_vlm_config(model), identity=model.identity(),
+                vlm_config=model.core.config.to_dict(), identity=model.identity(),
                 dtype=str(dtype or model.compute_dtype).replace("torch.", ""))
     (tmp / "config.json").write_text(json.dumps(conf, indent=1, default=str))
     os.replace(tmp, folder)
     return folder
-
-def merged_vlm_config(model:VesselSa2VA) -> dict:
-    "The InternVL config as a dict (vocabulary size as resized for `[SEG]`)."
-    return model.core.config.to_dict()
 
 # %% ../nbs/01_model.ipynb #fdfcfad9
 def read_weights(folder:Path, device="cpu") -> dict:
