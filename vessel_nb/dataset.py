@@ -309,8 +309,9 @@ def load_image(path:str|Path, grey:bool=False # keep grey images `(H, W)` (faste
     return img if grey or img.ndim == 3 else np.repeat(img[..., None], 3, 2)  # (H, W, 3) or (H, W)
 
 # %% ../nbs/00_dataset.ipynb #a03d2ea9
-def tile_grid(width:int, height:int, cfg:DataConfig=DataConfig()) -> tuple[int, int]:
+def tile_grid(width:int, height:int, cfg:DataConfig|None=None) -> tuple[int, int]:
     "`(cols, rows)` of the InternVL dynamic-tiling grid for an image of this size."
+    cfg = cfg or DataConfig()
     n0, n1 = cfg.min_tiles, cfg.max_tiles
     grids = sorted({(i, j) for n in range(n0, n1+1) for i in range(1, n+1) for j in range(1, n+1) if n0 <= i*j <= n1},
                    key=lambda g: g[0]*g[1])
@@ -330,8 +331,9 @@ def _normalize(img:np.ndarray, cfg:DataConfig, out:np.ndarray|None=None) -> np.n
     return out
 
 def internvl_tiles(img:np.ndarray, # uint8 RGB (H, W, 3) or grey (H, W)
-                   cfg:DataConfig=DataConfig()) -> np.ndarray:
+                   cfg:DataConfig|None=None) -> np.ndarray:
     "Normalised InternVL tiles `(T, 3, tile, tile)`, row-major, thumbnail last."
+    cfg = cfg or DataConfig()
     t, (h, w) = cfg.tile_size, img.shape[:2]
     cols, rows = tile_grid(w, h, cfg)
     big = cv2.resize(img, (cols*t, rows*t), interpolation=cv2.INTER_CUBIC)
@@ -342,8 +344,9 @@ def internvl_tiles(img:np.ndarray, # uint8 RGB (H, W, 3) or grey (H, W)
     return out
 
 def sam_image(img:np.ndarray, # uint8 RGB (H, W, 3) or grey (H, W)
-              cfg:DataConfig=DataConfig()) -> np.ndarray:
+              cfg:DataConfig|None=None) -> np.ndarray:
     "SAM2 input `(3, S, S)`: plain resize to `sam_size` (aspect ratio not kept), ImageNet mean/std."
+    cfg = cfg or DataConfig()
     return _normalize(cv2.resize(img, (cfg.sam_size, cfg.sam_size), interpolation=cv2.INTER_CUBIC), cfg)  # (3, S, S)
 
 # %% ../nbs/00_dataset.ipynb #39e72167
@@ -352,10 +355,11 @@ def class_name(text:str) -> str:
     return text.strip().rstrip(".").strip().lower()
 
 def chat_segments(texts:list[str], # one description per object
-                  cfg:DataConfig=DataConfig(),
+                  cfg:DataConfig|None=None,
                   rng:random.Random|None=None # picks the question/answer templates
                  ) -> list[tuple[str, bool]]:
     "The ChatML conversation as `(text, is_answer)` parts, one `[SEG]` per object."
+    cfg = cfg or DataConfig()
     rng, out = rng or random.Random(0), []
     for k, t in enumerate(texts):
         q = rng.choice(cfg.questions).format(class_name=class_name(t))
@@ -1004,10 +1008,11 @@ class VesselDataset:
     "Map-style torch dataset of one split: InternVL tiles, SAM2 image, target masks and the chat text."
     def __init__(self, root:str|Path|None=None, # data folder (default: site setting `paths.data`)
                  split:str="train", # `train`, `val`, `test` or `all`
-                 cfg:DataConfig=DataConfig(), repeats:float=1, seed:int=0,
+                 cfg:DataConfig|None=None, # sizes and templates (default: `DataConfig()`)
+                 repeats:float=1, seed:int=0,
                  strict:bool=False): # text/object count mismatches raise
         self.root = Path(root or setting("paths.data") or "data/sample")
-        self.cfg, self.repeats, self.seed = cfg, repeats, seed
+        self.cfg, self.repeats, self.seed = cfg or DataConfig(), repeats, seed
         names = set(load_split(self.root, split))
         self.entries = [e for e in load_annotations(self.root) if isinstance(e, dict) and e.get("image") in names]
         stale = names - {e["image"] for e in self.entries}
