@@ -81,6 +81,9 @@ def test_cli_bad_inputs(data, tmp_path, capsys):
     assert rc == 2 and "no annotations.json" in err
     rc, _, err = run_main(capsys, "--model", tmp_path/"no_model", "--data", data, "--out", tmp_path/"o")
     assert rc == 2 and "not 'frangi' and not a folder" in err
+    (tmp_path/"empty_model").mkdir()
+    rc, _, err = run_main(capsys, "--model", tmp_path/"empty_model", "--data", data, "--out", tmp_path/"o")
+    assert rc == 2 and "no config.json" in err
     rc, _, err = run_main(capsys, "--checkpoints", tmp_path, "--split", "test", "--data", data, "--out", tmp_path/"o")
     assert rc == 2 and "'val' only" in err
     rc, _, err = run_main(capsys, "--checkpoints", tmp_path, "--data", data, "--out", tmp_path/"o")

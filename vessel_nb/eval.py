@@ -768,7 +768,7 @@ def main(argv:list[str]|None=None) -> int:
             print(f"best checkpoint on val: {b['checkpoint']} (dice {b['dice']:.4f}); {len(rows)} checkpoints -> {resolve_paths(replace(cfg, split='val'))[1]}")
             return 0
         r = evaluate(cfg)
-    except (DataError, LeakageError, FileExistsError, ValueError) as e:
+    except (DataError, LeakageError, FileExistsError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr); return 2
     print(f"{r['split']}: {r['n_images']} images, {r['n_videos']} videos, threshold {r['threshold']:.2f} ({r['threshold_source']})" +
           (" -- LEAKAGE ACKNOWLEDGED: the model trained on these images" if r["leakage_acknowledged"] else ""))
