@@ -1,13 +1,38 @@
 #!/usr/bin/env bash
-# The main job on the embedded sample data. Expects the venv to be active (`make main` does that).
-# Stage 1 (dataset): check, stats and previews of data/sample. Later stages are added as their modules land.
+# The main job on the embedded sample data: check → train → pick the best checkpoint on validation → export →
+# evaluate on the held-out test videos (model and Frangi baseline) → report (notebook + self-contained HTML).
+# Expects the venv to be active (`make main` does that). Everything goes to $OUT (default runs/main), replaced each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONWARNINGS=ignore
 DATA=${DATA:-data/sample}
 OUT=${OUT:-runs/main}
-mkdir -p "$OUT"
+start=$(date +%s)
+step() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+step "check the data"
 python -m vessel_nb.dataset check "$DATA"
-python -m vessel_nb.dataset stats "$DATA"
-python -m vessel_nb.dataset preview "$DATA" "$OUT/preview" -n 4
-echo "previews written to $OUT/preview"
+
+step "train the tiny preset (accelerate launch -m vessel_nb.train)"
+accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
+    -m vessel_nb.train --data "$DATA" --work-dir "$OUT/train"
+
+step "compare the checkpoints on the validation split"
+python -m vessel_nb.eval --checkpoints "$OUT/train" --data "$DATA" --out "$OUT/eval/checkpoints"
+best=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['best'])" "$OUT/eval/checkpoints/checkpoints.json")
+
+step "export $best (LoRA merged, self-test against the training model)"
+python -m vessel_nb.convert inspect "$OUT/train/$best"
+python -m vessel_nb.convert export "$OUT/train/$best" "$OUT/export"
+
+step "evaluate the export on the held-out test videos (threshold chosen on validation) and the Frangi baseline"
+python -m vessel_nb.eval --model "$OUT/export" --data "$DATA" --split test --out "$OUT/eval/test"
+python -m vessel_nb.eval --model frangi --data "$DATA" --split test --out "$OUT/eval/frangi"
+
+step "render the report"
+papermill -k python3 --log-level WARNING nbs/report.ipynb "$OUT/report.ipynb" \
+    -p work_dir "$PWD/$OUT/train" -p eval_dir "$PWD/$OUT/eval" -p data_dir "$PWD/$DATA" -p title "vessel_nb main job (tiny preset, embedded sample)"
+jupyter nbconvert --to html --no-input --embed-images --log-level WARN "$OUT/report.ipynb"
+step "done"
+echo "report: $PWD/$OUT/report.html"
