@@ -9,7 +9,7 @@ Prints a markdown table; `--json FILE` also writes the numbers."""
 import argparse, json, platform, statistics, time
 import numpy as np, torch
 import torch.nn.functional as F
-from vessel_nb.model import build_model, get_config, VesselPredictor, greedy_generate, sam_features, decode_masks, token_id, CHAT_TOKENS
+from vessel_nb.model import build_model, get_config, merge_for_inference, VesselPredictor, greedy_generate, sam_features, decode_masks, token_id, CHAT_TOKENS
 from vessel_nb.dataset import internvl_tiles, sam_image
 
 def sync(dev):
@@ -58,10 +58,12 @@ def main():
     p.add_argument("--preset", default="internvl3-8b"); p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32])
     p.add_argument("--size", type=int, default=512); p.add_argument("--decode", type=int, default=6)
     p.add_argument("--reps", type=int, default=5); p.add_argument("--json", default="")
+    p.add_argument("--no-merge", action="store_true", help="keep the LoRA adapters unmerged (the training model) instead of the exported form")
     a = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.time(); model = build_model(get_config(a.preset), random_weights=a.preset != "tiny", device=dev)
     print(f"built {a.preset} in {time.time()-t0:.1f}s on {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else platform.processor() or 'cpu'}")
+    if not a.no_merge: merge_for_inference(model)   # what `convert export` writes: plain merged weights
     pred = VesselPredictor(model)
     rows = []
     for b in a.batches:
@@ -74,7 +76,7 @@ def main():
     print("|---" * (len(keys) + 3) + "|")
     for r in rows:
         print(f"| {r['batch']} | " + " | ".join(f"{1000*r[k]:.1f}" for k in keys) + f" | {r['frames_per_s']:.1f} | {r['peak_gib']:.1f} |")
-    env = dict(torch=torch.__version__, device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", preset=a.preset)
+    env = dict(merged=not a.no_merge, torch=torch.__version__, device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", preset=a.preset)
     print(f"\n{env}")
     if a.json: json.dump(dict(env=env, rows=rows), open(a.json, "w"), indent=1)
 

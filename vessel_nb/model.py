@@ -26,8 +26,8 @@ __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG
            'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features', 'decode_masks', 'dice_loss', 'mask_losses',
            'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'default_device', 'compute_dtype',
            'load_tokenizer', 'build_vlm', 'build_model', 'expand_image', 'Collator', 'fake_sample', 'overfit',
-           'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'merged_vlm',
-           'plain_state_dict', 'save_pretrained', 'read_weights', 'load']
+           'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'preprocess', 'to_dev',
+           'merged_vlm', 'plain_state_dict', 'save_pretrained', 'read_weights', 'load', 'merge_for_inference']
 
 # %% ../nbs/01_model.ipynb #ea27e6d7
 GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
@@ -635,17 +635,29 @@ class VesselPredictor:
         return self.predict_batch([image], [prompt])[0]
 
 # %% ../nbs/01_model.ipynb #eef90f24
+def preprocess(imgs:list, cfg:DataConfig, workers:int=8) -> tuple[list, list]:
+    "InternVL tiles `[(T, 3, t, t)]` and SAM2 images `[(3, S, S)]` of uint8 RGB images, in threads (OpenCV releases the GIL)."
+    from concurrent.futures import ThreadPoolExecutor
+    one = lambda im: (torch.from_numpy(internvl_tiles(im, cfg)), torch.from_numpy(sam_image(im, cfg)))
+    if len(imgs) == 1: return [[x] for x in one(imgs[0])]
+    with ThreadPoolExecutor(min(workers, len(imgs))) as ex: return [list(x) for x in zip(*ex.map(one, imgs))]
+
+def to_dev(x:torch.Tensor, dev, dtype=None) -> torch.Tensor:
+    "Copy to `dev` through pinned memory (asynchronous) on a GPU."
+    if torch.device(dev).type == "cuda": x = x.pin_memory()
+    return x.to(dev, dtype, non_blocking=True)
+
 @patch
 def _inputs(self:VesselPredictor, imgs:list, prompts:list) -> dict:
     "Left-padded prompt ids, attention mask, tiles and SAM2 images on the model's device."
     d, dev, dt = self.model.cfg.data, self.model.device, self.model.compute_dtype
-    tiles = [torch.from_numpy(internvl_tiles(im, d)) for im in imgs]
+    tiles, sams = preprocess(imgs, d)
     ids = [self.prompt_ids(p, t.shape[0]) for p, t in zip(prompts, tiles)]
     L, pad = max(map(len, ids)), self.model.tokenizer.pad_token_id
     return dict(input_ids=torch.tensor([[pad] * (L - len(i)) + i for i in ids], device=dev),
                 attention_mask=torch.tensor([[0] * (L - len(i)) + [1] * len(i) for i in ids], device=dev),
-                pixel_values=torch.cat(tiles).to(dev, dt),                                           # (ΣT, 3, t, t)
-                sam_images=torch.stack([torch.from_numpy(sam_image(im, d)) for im in imgs]).to(dev))  # (B, 3, S, S)
+                pixel_values=to_dev(torch.cat(tiles), dev, dt),       # (ΣT, 3, t, t)
+                sam_images=to_dev(torch.stack(sams), dev))             # (B, 3, S, S)
 
 @patch
 def _answer(self:VesselPredictor, ids:torch.Tensor) -> torch.Tensor:
@@ -755,3 +767,9 @@ def load(folder:str|Path, device=None, dtype:torch.dtype|None=None) -> VesselSa2
     if tied(vlm): vlm.tie_weights()
     refresh_buffers(vlm, device)     # non-persistent buffers are not in the file
     return model.place(device, dtype).apply_training_policy().eval()
+
+# %% ../nbs/01_model.ipynb #8e46cc27
+def merge_for_inference(model:VesselSa2VA) -> VesselSa2VA:
+    "Merge LoRA / `[SEG]` rows into the base weights in place, drop peft and freeze: a model for prediction only."
+    if hasattr(model.vlm, "merge_and_unload"): model.vlm = model.vlm.merge_and_unload()
+    return model.requires_grad_(False).eval()
