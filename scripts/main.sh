@@ -7,16 +7,17 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONWARNINGS=ignore
 DATA=${DATA:-data/sample}
 OUT=${OUT:-runs/main}
+TRAIN_ARGS=${TRAIN_ARGS:---max-iters 1500 --save-every 300}   # the tiny preset: ~2 min on 2 cores
 start=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }
-rm -rf "$OUT"; mkdir -p "$OUT"
+rm -rf "$OUT"; mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 
 step "check the data"
 python -m vessel_nb.dataset check "$DATA"
 
 step "train the tiny preset (accelerate launch -m vessel_nb.train)"
 accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
-    -m vessel_nb.train --data "$DATA" --work-dir "$OUT/train"
+    -m vessel_nb.train --data "$DATA" --work-dir "$OUT/train" $TRAIN_ARGS
 
 step "compare the checkpoints on the validation split"
 python -m vessel_nb.eval --checkpoints "$OUT/train" --data "$DATA" --out "$OUT/eval/checkpoints"
@@ -32,7 +33,7 @@ python -m vessel_nb.eval --model frangi --data "$DATA" --split test --out "$OUT/
 
 step "render the report"
 papermill -k python3 --log-level WARNING nbs/report.ipynb "$OUT/report.ipynb" \
-    -p work_dir "$PWD/$OUT/train" -p eval_dir "$PWD/$OUT/eval" -p data_dir "$PWD/$DATA" -p title "vessel_nb main job (tiny preset, embedded sample)"
+    -p work_dir "$OUT/train" -p eval_dir "$OUT/eval" -p data_dir "$PWD/$DATA" -p title "vessel_nb main job (tiny preset, embedded sample)"
 jupyter nbconvert --to html --no-input --embed-images --log-level WARN "$OUT/report.ipynb"
 step "done"
-echo "report: $PWD/$OUT/report.html"
+echo "report: $OUT/report.html"

@@ -518,7 +518,9 @@ def load_eval_model(spec:str, # "frangi", an exported model folder or a checkpoi
     if is_checkpoint(path): model, prov = load_checkpoint_model(path, device)
     else:
         model = vm.load(path, device=device)
-        prov = dict(kind="exported", path=str(path.resolve()), **(_json(path/"export.json") if (path/"export.json").is_file() else {}))
+        exp = _json(path/"export.json") if (path/"export.json").is_file() else {}
+        src = exp.get("source") or {}   # the training checkpoint's data provenance, carried by `convert export`
+        prov = {**exp, "kind": "exported", "path": str(path.resolve()), **{k: src[k] for k in ("data_fingerprint", "split_fingerprints") if src.get(k)}}
     return ProbaModel(vm.VesselPredictor(model, threshold=0.5), prompt), prov
 
 # %% ../nbs/04_eval.ipynb #53565248
