@@ -137,3 +137,15 @@ def test_bench_train_gpu_runs_tiny_on_cpu(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [(x["tiles"], x["batch"]) for x in rows] == [(1, 1), (1, 2)]
     assert all(x["s_per_step"] > 0 and x["samples_per_s"] > 0 and x["tflops_per_sample"] > 0 for x in rows)
+
+def test_log_timing_covers_the_whole_window(tmp_path):
+    "sec_per_iter averages every iteration of a log window (here each training forward sleeps 1 s)."
+    import time
+    c = cfg(tmp_path/"w", eval_every=0, log_every=2)
+    parts = build_parts(resolve_config(c))
+    fwd = parts.model.forward
+    parts.model.forward = lambda b: (time.sleep(1.0), fwd(b))[1]
+    train(c, parts)
+    log = read_jsonl(tmp_path/"w"/"train_log.jsonl")
+    assert [r["iter"] for r in log] == [2, 4] and all(r["sec_per_iter"] >= 1.0 for r in log)
+    assert all(r["samples_per_s"] == pytest.approx(1 / r["sec_per_iter"]) for r in log)

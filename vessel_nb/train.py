@@ -12,9 +12,9 @@ __all__ = ['PRESET_DEFAULTS', 'OPERATIONAL', 'LOSS_KEYS', 'RUN_FILES', 'WRAP_SUF
            'ckpt_iter', 'prune_checkpoints', 'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state',
            'git_state', 'package_versions', 'Parts', 'check_data', 'build_parts', 'model_val_scores', 'config_diff',
            'find_resume', 'init_work_dir', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report', 'oom_message',
-           'make_optimizer', 'to_device', 'Run', 'enable_gradient_checkpointing', 'setup', 'trainable_state',
-           'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume', 'restore', 'epoch_batches',
-           'train_step', 'log_train', 'validate', 'fit', 'provenance', 'train', 'main']
+           'make_optimizer', 'to_device', 'Run', 'enable_gradient_checkpointing', 'upcast_trainable', 'setup',
+           'trainable_state', 'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume', 'restore',
+           'epoch_batches', 'train_step', 'log_train', 'validate', 'fit', 'provenance', 'train', 'main']
 
 # %% ../nbs/02_train.ipynb #d35ed1d6
 import argparse, datetime, importlib.metadata, json, math, os, platform, random, shutil, subprocess, sys, time
@@ -516,9 +516,16 @@ def enable_gradient_checkpointing(model:torch.nn.Module):
             return m.gradient_checkpointing_enable(**({} if m is model else {"gradient_checkpointing_kwargs": {"use_reentrant": False}}))
     raise TrainError("--gradient-checkpointing: this model has no gradient checkpointing switch")
 
+def upcast_trainable(model:torch.nn.Module) -> int:
+    "Keep trainable parameters in float32 (AdamW's master weights; frozen ones stay bf16); returns how many changed."
+    ps = [p for p in model.parameters() if p.requires_grad and p.dtype != torch.float32]
+    for p in ps: p.data = p.data.float()
+    return len(ps)
+
 def setup(run:Run):
     "Prepare model and optimizer on the run's accelerator."
     m, cfg = run.parts.model, run.cfg
+    if run.acc.mixed_precision != "no": upcast_trainable(m)  # compute in bf16 via autocast
     run.trainable_keys = sorted(m.trainable_state_dict())
     if cfg.gradient_checkpointing and not cfg.fsdp: enable_gradient_checkpointing(m)
     if cfg.fsdp: run.acc.state.fsdp_plugin.transformer_cls_names_to_wrap = fsdp_wrap_classes(m)
@@ -533,11 +540,12 @@ def _dcp_opts():
 def trainable_state(run:Run) -> dict:
     "Full trainable weights (CPU), keyed as `model.trainable_state_dict()`."
     if not run.cfg.fsdp: return to_device(run.acc.unwrap_model(run.model).trainable_state_dict(), "cpu")
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict
-    sd = get_model_state_dict(run.model, options=_dcp_opts())
-    missing = set(run.trainable_keys) - set(sd)
-    if missing: raise TrainError(f"FSDP state dict lacks trainable keys {sorted(missing)[:5]}...")
-    return {k: sd[k] for k in run.trainable_keys}
+    sd = {}  # FSDP2: parameters are sharded DTensors; gather each (a collective, same order on every process)
+    for n, p in run.model.named_parameters():
+        if p.requires_grad: sd[n.replace("_checkpoint_wrapped_module.", "")] = (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().cpu()
+    if sorted(sd) != run.trainable_keys: raise TrainError(
+        f"FSDP parameter names differ from the model's trainable keys: {sorted(set(sd) ^ set(run.trainable_keys))[:5]}")
+    return sd
 
 def optimizer_state(run:Run) -> dict:
     "Full optimizer state (CPU)."
@@ -643,11 +651,13 @@ def validate(run:Run, n:int) -> dict:
     idx = shard_indices(len(ds), 0, acc.process_index, acc.num_processes, 0, math.ceil(len(ds) / acc.num_processes))
     model, scores = acc.unwrap_model(run.model), []
     model.eval()
+    if run.cfg.fsdp: model.unshard()  # the root's own parameters; `val_scores` calls submodules, not `forward`
     with torch.no_grad(), acc.autocast():
         for i in range(0, len(idx), bs):
             chunk = idx[i:i + bs]
             batch = to_device(run.parts.collate([ds[j] for j in chunk]), acc.device)  # no gradients: twice the batch
             scores += list(zip(chunk, run.parts.val_scores(model, batch)))
+    if run.cfg.fsdp: model.reshard()
     model.train()
     per = dict(gather_object(scores))  # image index -> (dice, iou); padding duplicates collapse
     rec = dict(iter=n, dice=float(np.mean([d for d, _ in per.values()])), iou=float(np.mean([u for _, u in per.values()])),
@@ -670,14 +680,16 @@ def fit(run:Run) -> dict:
         n, val = it + 1, None
         do_eval = bool(cfg.eval_every) and (n % cfg.eval_every == 0 or n == plan.max_iters)  # not at --stop-at: same logs as one run
         do_save = n % cfg.save_every == 0 or n == stop
-        if n % cfg.log_every == 0 or do_eval or do_save:
+        logged = n % cfg.log_every == 0 or do_eval or do_save
+        if logged:
             rec = log_train(run, n, window, time.perf_counter() - t0); window = []
             bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
         if do_eval:
             val = validate(run, n)
             if val["dice"] > run.best.get("dice", -1): run.best, do_save = dict(iter=n, dice=val["dice"]), True
         if do_save: checkpoint(run, n, val)
-        bar.update(1); t0 = time.perf_counter()
+        bar.update(1)
+        if logged: t0 = time.perf_counter()  # the next window times training only, not validation or saving
     bar.close()
     return rec
 
@@ -714,10 +726,11 @@ def train(cfg:TrainConfig, parts:Parts|None=None) -> Run:
     acc.wait_for_everyone()
     setup(run)
     if state: restore(run, state)
+    stop = min(cfg.stop_at or run.plan.max_iters, run.plan.max_iters)
+    if stop < run.start: raise TrainError(f"--stop-at {cfg.stop_at}: the run is already at iteration {run.start}; give a later --stop-at")
     acc.print(describe_plan(run.plan, cfg) + (f"; resuming after iteration {run.start}" if state else ""))
     try: fit(run)
     except torch.OutOfMemoryError as e: raise TrainError(oom_message(cfg, run.it, memory_report())) from e
-    stop = min(cfg.stop_at or run.plan.max_iters, run.plan.max_iters)
     acc.print(f"{'stopped' if stop < run.plan.max_iters else 'finished'} after iteration {stop} of {run.plan.max_iters}; "
               f"checkpoint {run.work}/iter_{stop}" + (f"; continue with --resume" if stop < run.plan.max_iters else ""))
     return run
@@ -728,7 +741,8 @@ def main(argv:list[str]|None=None):
     from vessel_nb.dataset import DataError
     try: train(parse_args(argv))
     except (TrainError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr); sys.exit(1)
+        rank = f" (process {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        print(f"error{rank}: {e}", file=sys.stderr); sys.exit(1)
 
 # %% ../nbs/02_train.ipynb #6478d991
 if __name__ == "__main__" and not in_notebook(): main()  # a function, not `IN_NOTEBOOK`: nbdev-test imports fastcore before its shell exists
