@@ -37,6 +37,8 @@ def test_exact_resume(one_run, tmp_path):
     assert read_jsonl(work/"val_log.jsonl") == read_jsonl(one_run/"val_log.jsonl")
     prov = json.loads((work/"provenance.json").read_text())
     assert [s["resume"] for s in prov["sessions"]] == [False, True]
+    assert not load_config(str(work/"config.yaml")).resume  # config.yaml repeats the run; --resume is a flag
+    with pytest.raises(TrainError, match="already at iteration 4"): train(cfg(work, resume=True, stop_at=2))
 
 def test_work_folder_contract(one_run):
     "The files and keys of nbs/explanations/architecture.md 'Work folder'."

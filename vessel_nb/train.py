@@ -430,7 +430,7 @@ def init_work_dir(cfg:TrainConfig, prov:dict, ckpt:Path|None):
         for log in ("train_log.jsonl", "val_log.jsonl"): _truncate_log(work/log, ckpt_iter(ckpt))
     sessions = old.get("sessions", []) + [prov.pop("session")]
     write_json(work/"provenance.json", prov | {"sessions": sessions})
-    write_text(work/"config.yaml", config_yaml(cfg))
+    write_text(work/"config.yaml", config_yaml(replace(cfg, resume=False, overwrite=False, stop_at=None)))  # repeatable
 
 # %% ../nbs/02_train.ipynb #e10b37fe
 WRAP_SUFFIXES = ("DecoderLayer", "EncoderLayer", "VisionLayer", "MultiScaleBlock")
