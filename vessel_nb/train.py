@@ -65,7 +65,7 @@ class TrainConfig:
 
 # %% ../nbs/02_train.ipynb #5693b682
 PRESET_DEFAULTS = {
-    "tiny": dict(max_iters=200, lr=1e-3, save_every=50),
+    "tiny": dict(max_iters=400, lr=1e-3, save_every=100),
     "*":    dict(epochs=1, lr=2e-5, save_every=500),
 }
 
