@@ -59,7 +59,8 @@ def flops_per_sample(model, tokens:float, tiles:int, sam_flops:float) -> float:
 def main():
     a = parse()
     from vessel_nb.model import get_config, build_model, Collator
-    from vessel_nb.train import TrainConfig, Run, Plan, make_accelerator, make_optimizer, train_step, to_device, fsdp_wrap_classes, enable_gradient_checkpointing
+    from vessel_nb.train import (TrainConfig, Run, Plan, make_accelerator, make_optimizer, train_step, to_device,
+                                 fsdp_wrap_classes, enable_gradient_checkpointing, upcast_trainable)
     cfg = TrainConfig(preset=a.preset, max_iters=10**6, lr=1e-5, warmup=0, fsdp=a.fsdp, gradient_checkpointing=a.gradient_checkpointing)
     acc = make_accelerator(cfg)
     mcfg = get_config(a.preset)
@@ -68,6 +69,7 @@ def main():
               f"{n_params(model) / 1e9:.3f} B parameters, {sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6:.1f} M trainable")
     sam_flops = sam_encoder_flops(model, acc.device)
     coll = Collator(model.tokenizer, mcfg)
+    if acc.mixed_precision != "no": upcast_trainable(model)  # as `vessel_nb.train.setup`: fp32 master weights
     if a.gradient_checkpointing and not a.fsdp: enable_gradient_checkpointing(model)
     if a.fsdp: acc.state.fsdp_plugin.transformer_cls_names_to_wrap = fsdp_wrap_classes(model)
     pm, opt = acc.prepare(model, make_optimizer(model, cfg))
