@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np, torch
 from torch.profiler import profile, ProfilerActivity, record_function
-from vessel_nb.model import build_model, get_config, Collator, VesselPredictor
+from vessel_nb.model import build_model, get_config, Collator, VesselPredictor, compile_frozen
 from vessel_nb.dataset import chat_segments
 
 def sample(cfg, seed):
@@ -23,7 +23,9 @@ def to(x, dev): return {k: (v.to(dev) if torch.is_tensor(v) else [t.to(dev) for 
 
 def main():
     p = argparse.ArgumentParser(); p.add_argument("--preset", default="internvl3-8b"); p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--rows", type=int, default=25); a = p.parse_args()
+    p.add_argument("--rows", type=int, default=25)
+    p.add_argument("--compile", choices=["none", "sam", "all"], default="none", help="compile_frozen: SAM2 encoder, or it and the LLM layers")
+    p.add_argument("--no-profile", action="store_true", help="only time the step (median of 10)"); a = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = get_config(a.preset); model = build_model(cfg, random_weights=a.preset != "tiny", device=dev)
     batch = to(Collator(model.tokenizer, cfg)([sample(cfg, i) for i in range(a.batch_size)]), dev)
@@ -31,7 +33,17 @@ def main():
     def step():
         out = model(batch); out["loss"].backward(); torch.nn.utils.clip_grad_norm_([q for q in model.parameters() if q.requires_grad], 1.0)
         opt.step(); opt.zero_grad(set_to_none=True)
+    if a.compile != "none": compile_frozen(model, llm_layers=a.compile == "all")
+    t = time.perf_counter()
     for _ in range(3): step()
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync(); print(f"warm-up (3 steps, compile {a.compile}): {time.perf_counter() - t:.1f} s")
+    ts = []
+    for _ in range(10):
+        sync(); t = time.perf_counter(); step(); sync(); ts.append(time.perf_counter() - t)
+    print(f"## {a.preset} batch {a.batch_size}, compile {a.compile}: median step {sorted(ts)[5]:.3f} s "
+          f"({a.batch_size / sorted(ts)[5]:.2f} samples/s), peak {torch.cuda.max_memory_allocated() / 2**30 if dev.type == 'cuda' else 0:.1f} GiB")
+    if a.no_profile: return
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     sort = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
     if dev.type == "cuda": torch.cuda.synchronize()

@@ -24,10 +24,11 @@ __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG
            'ModelConfig', 'get_config', 'tiny_tokenizer', 'add_seg_token', 'token_id', 'check_state_dict',
            'internvl_config', 'random_vlm', 'refresh_buffers', 'pretrained_vlm', 'attach_tokenizer', 'sam2_yaml',
            'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features', 'decode_masks', 'dice_loss', 'mask_losses',
-           'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'default_device', 'compute_dtype',
-           'load_tokenizer', 'build_vlm', 'build_model', 'expand_image', 'Collator', 'fake_sample', 'overfit',
-           'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'preprocess', 'to_dev',
-           'merged_vlm', 'plain_state_dict', 'save_pretrained', 'read_weights', 'load', 'merge_for_inference']
+           'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'keep_input_dtype', 'default_device',
+           'compute_dtype', 'load_tokenizer', 'build_vlm', 'build_model', 'expand_image', 'Collator', 'fake_sample',
+           'overfit', 'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'preprocess',
+           'to_dev', 'merged_vlm', 'plain_state_dict', 'save_pretrained', 'read_weights', 'load', 'merge_for_inference',
+           'compile_frozen']
 
 # %% ../nbs/01_model.ipynb #ea27e6d7
 GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
@@ -351,6 +352,13 @@ class VesselSa2VA(nn.Module):
         return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
 
 # %% ../nbs/01_model.ipynb #ea971332
+def keep_input_dtype(vlm):
+    "Stop peft casting LoRA inputs to the float32 adapter dtype: under bf16 autocast that cast copies every activation."
+    for m in vlm.modules():
+        if hasattr(m, "cast_input_dtype_enabled"): m.cast_input_dtype_enabled = False
+    return vlm
+
+# %% ../nbs/01_model.ipynb #0954da5b
 @patch
 def apply_training_policy(self:VesselSa2VA):
     "Freeze everything, add LoRA/`[SEG]` rows with peft when `lora` trains, unfreeze (as float32) the groups in `cfg.train`."
@@ -358,6 +366,7 @@ def apply_training_policy(self:VesselSa2VA):
     if "lora" in self.cfg.train and not hasattr(self.vlm, "get_base_model"):
         from peft import get_peft_model   # only training needs peft
         self.vlm = get_peft_model(self.vlm, lora_config(self.cfg, self.vlm, self.seg_id))
+        keep_input_dtype(self.vlm)
     for n, p in self.named_parameters():
         p.requires_grad_(param_group(n) in self.cfg.train)
         if p.requires_grad: p.data = p.data.float()   # trainable weights are float32; compute runs under autocast
@@ -773,3 +782,14 @@ def merge_for_inference(model:VesselSa2VA) -> VesselSa2VA:
     "Merge LoRA / `[SEG]` rows into the base weights in place, drop peft and freeze: a model for prediction only."
     if hasattr(model.vlm, "merge_and_unload"): model.vlm = model.vlm.merge_and_unload()
     return model.requires_grad_(False).eval()
+
+# %% ../nbs/01_model.ipynb #a3b03b45
+def compile_frozen(model:VesselSa2VA,
+                   sam_encoder:bool=True,   # compile the SAM2 image encoder
+                   llm_layers:bool=False    # compile each decoder layer of the language model
+                  ) -> VesselSa2VA:
+    "Compile the heavy parts of `model` in place with `torch.compile` (use on a GPU; it pays after a few steps)."
+    if sam_encoder: model.sam.image_encoder.compile(dynamic=False)
+    if llm_layers:
+        for layer in model.core.model.language_model.layers: layer.compile(dynamic=False)
+    return model
