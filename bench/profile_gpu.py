@@ -25,6 +25,7 @@ def main():
     p = argparse.ArgumentParser(); p.add_argument("--preset", default="internvl3-8b"); p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rows", type=int, default=25)
     p.add_argument("--compile", choices=["none", "sam", "all"], default="none", help="compile_frozen: SAM2 encoder, or it and the LLM layers")
+    p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--no-profile", action="store_true", help="only time the step (median of 10)"); a = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = get_config(a.preset); model = build_model(cfg, random_weights=a.preset != "tiny", device=dev)
@@ -33,6 +34,7 @@ def main():
     def step():
         out = model(batch); out["loss"].backward(); torch.nn.utils.clip_grad_norm_([q for q in model.parameters() if q.requires_grad], 1.0)
         opt.step(); opt.zero_grad(set_to_none=True)
+    if a.gradient_checkpointing: model.gradient_checkpointing_enable()
     if a.compile != "none": compile_frozen(model, llm_layers=a.compile == "all")
     t = time.perf_counter()
     for _ in range(3): step()
@@ -41,7 +43,7 @@ def main():
     ts = []
     for _ in range(10):
         sync(); t = time.perf_counter(); step(); sync(); ts.append(time.perf_counter() - t)
-    print(f"## {a.preset} batch {a.batch_size}, compile {a.compile}: median step {sorted(ts)[5]:.3f} s "
+    print(f"## {a.preset} batch {a.batch_size}, compile {a.compile}, gradient checkpointing {a.gradient_checkpointing}: median step {sorted(ts)[5]:.3f} s "
           f"({a.batch_size / sorted(ts)[5]:.2f} samples/s), peak {torch.cuda.max_memory_allocated() / 2**30 if dev.type == 'cuda' else 0:.1f} GiB")
     if a.no_profile: return
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
