@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 from fastcore.basics import patch
-from fastcore.imports import IN_NOTEBOOK
+from fastcore.imports import in_notebook
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES', 'PROBLEMS', 'COMMON_SIDES', 'MASK_SUFFIXES',
@@ -1119,4 +1119,4 @@ def main(argv:list[str]|None=None) -> int:
         print(f"error: {e}", file=sys.stderr); return 2
 
 # %% ../nbs/00_dataset.ipynb #f7804b94
-if __name__ == "__main__" and not IN_NOTEBOOK: sys.exit(main())
+if __name__ == "__main__" and not in_notebook(): sys.exit(main())  # a function: nbdev-test imports fastcore before its shell exists
