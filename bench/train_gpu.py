@@ -25,6 +25,7 @@ def parse():
     ap.add_argument("--objects", type=int, default=1, help="[SEG] objects per sample")
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--fsdp", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="compile_frozen: the SAM2 encoder and each LLM layer")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     return ap.parse_args()
 
@@ -71,6 +72,9 @@ def main():
     coll = Collator(model.tokenizer, mcfg)
     if acc.mixed_precision != "no": upcast_trainable(model)  # as `vessel_nb.train.setup`: fp32 master weights
     if a.gradient_checkpointing and not a.fsdp: enable_gradient_checkpointing(model)
+    if a.compile:
+        from vessel_nb.model import compile_frozen
+        compile_frozen(model, llm_layers=True)
     if a.fsdp: acc.state.fsdp_plugin.transformer_cls_names_to_wrap = fsdp_wrap_classes(model)
     pm, opt = acc.prepare(model, make_optimizer(model, cfg))
     run = Run(cfg, acc, Plan(1, acc.num_processes, 1, 10**6, 10**6, 1.0), parts=None, model=pm, opt=opt)

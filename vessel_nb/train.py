@@ -58,6 +58,7 @@ class TrainConfig:
     resume:bool = False             # continue the run in --work-dir from its latest checkpoint
     overwrite:bool = False          # discard the run in --work-dir and start again
     gradient_checkpointing:bool = False  # recompute activations in the backward pass (less memory, ~30% slower)
+    compile:bool = False            # torch.compile the frozen SAM2 encoder and each LLM layer (GPU: ~80 s warm-up, then ~1/6 faster steps)
     fsdp:bool = False               # shard parameters, gradients and optimizer state over the GPUs (FSDP2)
     num_workers:int = 0             # DataLoader worker processes per training process
     mixed_precision:str|None = None # `bf16` or `no` (default: bf16 on GPU, no on CPU)
@@ -70,7 +71,7 @@ PRESET_DEFAULTS = {
 }
 
 # Fields that may differ when a run is resumed: they change how it is run, not what it computes.
-OPERATIONAL = ("data", "work_dir", "resume", "overwrite", "stop_at", "num_workers", "keep", "save_every",
+OPERATIONAL = ("data", "work_dir", "resume", "overwrite", "stop_at", "num_workers", "keep", "save_every", "compile",
                "eval_every", "log_every")
 
 # %% ../nbs/02_train.ipynb #bd141188
@@ -528,6 +529,9 @@ def setup(run:Run):
     if run.acc.mixed_precision != "no": upcast_trainable(m)  # compute in bf16 via autocast
     run.trainable_keys = sorted(m.trainable_state_dict())
     if cfg.gradient_checkpointing and not cfg.fsdp: enable_gradient_checkpointing(m)
+    if cfg.compile:
+        from vessel_nb.model import compile_frozen
+        compile_frozen(m, llm_layers=True)
     if cfg.fsdp: run.acc.state.fsdp_plugin.transformer_cls_names_to_wrap = fsdp_wrap_classes(m)
     run.model, run.opt = run.acc.prepare(m, make_optimizer(m, cfg))
     run.model.train()
