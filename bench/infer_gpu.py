@@ -9,7 +9,7 @@ Prints a markdown table; `--json FILE` also writes the numbers."""
 import argparse, json, platform, statistics, time
 import numpy as np, torch
 import torch.nn.functional as F
-from vessel_nb.model import build_model, get_config, merge_for_inference, VesselPredictor, greedy_generate, static_generate, sam_features, decode_masks, token_id, CHAT_TOKENS
+from vessel_nb.model import build_model, get_config, merge_for_inference, VesselPredictor, greedy_generate, sam_features, decode_masks, token_id, CHAT_TOKENS
 from vessel_nb.dataset import internvl_tiles, sam_image
 
 def sync(dev):
@@ -36,9 +36,7 @@ def stages(pred, imgs, decode, dev, reps):
         r["vision"], _ = timed(lambda: core.model.get_image_features(pixel_values=x["pixel_values"]), dev, reps)
         r["prefill"], _ = timed(lambda: core.model(input_ids=x["input_ids"], attention_mask=x["attention_mask"],
                                                    pixel_values=x["pixel_values"], use_cache=True), dev, reps)
-        decoder = static_generate if pred.static_cache else greedy_generate
-        stop = [token_id(m.tokenizer, CHAT_TOKENS[1])]   # random weights practically never emit it: `decode` tokens run
-        gen = lambda k: decoder(core, x["input_ids"], x["attention_mask"], x["pixel_values"], k, stop, m.tokenizer.pad_token_id)
+        gen = lambda k: greedy_generate(core, x["input_ids"], x["attention_mask"], x["pixel_values"], k, [-1], m.tokenizer.pad_token_id)
         t_gen, (ids, hs) = timed(lambda: gen(decode), dev, reps)
         r["decode"] = max(t_gen - r["prefill"], 0.0)
         r["sam_encoder"], (emb, high) = timed(lambda: sam_features(m.sam, x["sam_images"]), dev, reps)
@@ -60,20 +58,13 @@ def main():
     p.add_argument("--preset", default="internvl3-8b"); p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32])
     p.add_argument("--size", type=int, default=512); p.add_argument("--decode", type=int, default=6)
     p.add_argument("--reps", type=int, default=5); p.add_argument("--json", default="")
-    p.add_argument("--static-cache", action="store_true", help="decode with static_generate (static KV cache, compiled on a GPU)")
     p.add_argument("--no-merge", action="store_true", help="keep the LoRA adapters unmerged (the training model) instead of the exported form")
     a = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.time(); model = build_model(get_config(a.preset), random_weights=a.preset != "tiny", device=dev)
     print(f"built {a.preset} in {time.time()-t0:.1f}s on {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else platform.processor() or 'cpu'}")
     if not a.no_merge: merge_for_inference(model)   # what `convert export` writes: plain merged weights
-    pred = VesselPredictor(model, static_cache=a.static_cache)
-    if a.static_cache:   # same answers as the dynamic-cache loop?
-        with torch.no_grad(), model.autocast():
-            x = pred._inputs(frames(2, a.size), ["Please segment the blood vessel."] * 2); stop = [token_id(model.tokenizer, CHAT_TOKENS[1])]
-            d = greedy_generate(model.core, x["input_ids"], x["attention_mask"], x["pixel_values"], a.decode, stop, model.tokenizer.pad_token_id)
-            t = static_generate(model.core, x["input_ids"], x["attention_mask"], x["pixel_values"], a.decode, stop, model.tokenizer.pad_token_id)
-        print(f"static vs dynamic cache: tokens equal {torch.equal(d[0], t[0])}, max |Δ state| {(d[1].float() - t[1].float()).abs().max().item():.3g}")
+    pred = VesselPredictor(model)
     rows = []
     for b in a.batches:
         try: r = stages(pred, frames(b, a.size), a.decode, dev, a.reps)
@@ -85,7 +76,7 @@ def main():
     print("|---" * (len(keys) + 3) + "|")
     for r in rows:
         print(f"| {r['batch']} | " + " | ".join(f"{1000*r[k]:.1f}" for k in keys) + f" | {r['frames_per_s']:.1f} | {r['peak_gib']:.1f} |")
-    env = dict(merged=not a.no_merge, static_cache=a.static_cache, torch=torch.__version__, device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", preset=a.preset)
+    env = dict(merged=not a.no_merge, torch=torch.__version__, device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", preset=a.preset)
     print(f"\n{env}")
     if a.json: json.dump(dict(env=env, rows=rows), open(a.json, "w"), indent=1)
 

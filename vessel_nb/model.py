@@ -26,9 +26,9 @@ __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG
            'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features', 'decode_masks', 'dice_loss', 'mask_losses',
            'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'keep_input_dtype', 'default_device',
            'compute_dtype', 'load_tokenizer', 'build_vlm', 'build_model', 'expand_image', 'Collator', 'fake_sample',
-           'overfit', 'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'static_generate', 'VesselPredictor',
-           'preprocess', 'to_dev', 'merged_vlm', 'plain_state_dict', 'save_pretrained', 'read_weights', 'load',
-           'merge_for_inference', 'compile_frozen']
+           'overfit', 'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'preprocess',
+           'to_dev', 'merged_vlm', 'plain_state_dict', 'save_pretrained', 'read_weights', 'load', 'merge_for_inference',
+           'compile_frozen']
 
 # %% ../nbs/01_model.ipynb #ea27e6d7
 GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
@@ -627,26 +627,10 @@ def greedy_generate(core, input_ids:torch.Tensor, # (B, L) left-padded prompt
     return torch.stack(toks, 1), torch.stack(hs, 1)
 
 # %% ../nbs/01_model.ipynb #00a383d0
-@torch.no_grad()
-def static_generate(core, input_ids:torch.Tensor, # (B, L) left-padded prompt
-                    attention_mask:torch.Tensor,  # (B, L)
-                    pixel_values:torch.Tensor,    # (ΣT, 3, t, t)
-                    max_new_tokens:int, stop_ids:list, pad_id:int) -> tuple[torch.Tensor, torch.Tensor]:
-    "`greedy_generate` through transformers' `generate` with a static KV cache (compiled decoding on a GPU)."
-    out = core.generate(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
-                        max_new_tokens=max_new_tokens + 1, do_sample=False, cache_implementation="static",
-                        eos_token_id=list(stop_ids), pad_token_id=pad_id, output_hidden_states=True, return_dict_in_generate=True)
-    toks = out.sequences[:, input_ids.shape[1]:][:, :max_new_tokens]                           # (B, n)
-    hs = torch.stack([h[-1][:, -1] for h in out.hidden_states[1:]], 1)[:, :toks.shape[1]]       # (B, ≤n, H)
-    # generation that ends on a stop token never feeds it back: its state (never a [SEG]) is zeros
-    return toks, F.pad(hs, (0, 0, 0, toks.shape[1] - hs.shape[1]))                             # (B, n, H)
-
-# %% ../nbs/01_model.ipynb #469560e5
 class VesselPredictor:
     "Text-prompted vessel segmentation with a `VesselSa2VA`: text, probability map and mask per image."
-    def __init__(self, model:VesselSa2VA, threshold:float=0.5, max_new_tokens:int|None=None,
-                 static_cache:bool=False):  # decode with `static_generate` (compiled decoding on a GPU)
-        self.model, self.threshold, self.static_cache = model.eval(), threshold, static_cache
+    def __init__(self, model:VesselSa2VA, threshold:float=0.5, max_new_tokens:int|None=None):
+        self.model, self.threshold = model.eval(), threshold
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.collator = Collator(model.tokenizer, model.cfg)
 
@@ -700,7 +684,7 @@ def predict_batch(self:VesselPredictor, images:list, prompts:list|str="Please se
     prompts = [prompts] * len(imgs) if isinstance(prompts, str) else list(prompts)
     x = self._inputs(imgs, prompts)
     with m.autocast():
-        gen, hs = (static_generate if self.static_cache else greedy_generate)(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.max_new_tokens,
+        gen, hs = greedy_generate(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.max_new_tokens,
                                   [token_id(tok, CHAT_TOKENS[1])], tok.pad_token_id)
         n = [self._answer(g) for g in gen]
         is_seg = torch.stack([(g == m.seg_id) & (torch.arange(len(g), device=g.device) < k) for g, k in zip(gen, n)])  # (B, n)
