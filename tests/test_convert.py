@@ -125,6 +125,7 @@ def test_inspect_our_checkpoint(run):
     assert d['data_fingerprint'] == json.loads((run/'iter_4'/'meta.json').read_text())['data_fingerprint']
     assert d['sha256'] == C.sha256(run/'iter_4'/'trainable.safetensors') and d['base']['preset'] == 'tiny'
     h = cli('inspect', run/'iter_2'); assert h.returncode == 0 and 'iteration   2 / 4 (50.0%)' in h.stdout
+    p = cli('inspect', run/'latest'); assert p.returncode == 0 and 'iteration   4 / 4 (100.0%)' in p.stdout, p.stderr  # the pointer file
 
 def test_export_fp32_matches_training_and_is_self_contained(run, tmp_path):
     r = cli('export', run, tmp_path/'m32', '--dtype', 'float32'); assert r.returncode == 0, r.stderr

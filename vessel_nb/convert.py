@@ -653,8 +653,9 @@ OUR_RULES = [  # (our parameter name pattern, logical name, part)
 
 # %% ../nbs/03_convert.ipynb #8c16503c
 def resolve_checkpoint(path) -> Path:
-    "The `iter_N/` folder meant by `path` (itself, or a work folder's `latest`)."
+    "The `iter_N/` folder meant by `path` (itself, a work folder's `latest`, or a `latest`/`best` pointer file)."
     path = Path(path)
+    if path.is_file() and path.name in ('latest', 'best'): path = path.parent/path.read_text().strip()
     if (path/'latest').is_file() and not (path/'meta.json').exists(): path = path/(path/'latest').read_text().strip()
     for f in ('trainable.safetensors', 'meta.json'):
         if not (path/f).is_file(): raise FileNotFoundError(
@@ -663,7 +664,9 @@ def resolve_checkpoint(path) -> Path:
 
 def is_ours(path) -> bool:
     "Whether `path` is one of our checkpoint or work folders."
-    p = Path(path); return p.is_dir() and ((p/'meta.json').is_file() or (p/'latest').is_file())
+    p = Path(path)
+    if p.is_file(): return p.name in ('latest', 'best') and (p.parent/p.read_text().strip()/'meta.json').is_file()
+    return p.is_dir() and ((p/'meta.json').is_file() or (p/'latest').is_file())
 
 # %% ../nbs/03_convert.ipynb #5c4d02cb
 def sha256(path, chunk:int=1 << 24) -> str:
