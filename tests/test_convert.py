@@ -99,7 +99,7 @@ def test_refuses_unmapped_and_misshaped_keys(official, tmp_path):
     C.write_official(lg, tmp_path/'c.pth', meta(m))
     with pytest.raises(C.KeyMismatch, match='differ from its .frozen. values: grounding_encoder.sam2_model.sam_mask_decoder.iou_prediction_head.layers.0.bias'):
         C.import_sa2va(tmp_path/'c.pth', tmp_path/'w', 'tiny', device='cpu')
-    assert not (tmp_path/'w').exists() and not (tmp_path/'w.tmp').exists()
+    assert not (tmp_path/'w').exists() and not (tmp_path/'w.tmp').exists() and not list(tmp_path.glob('.w.*'))  # no staging folder left
 
 def test_import_refuses_to_overwrite(official, tmp_path):
     (tmp_path/'w').mkdir()
@@ -164,3 +164,4 @@ def test_export_refusals(run, tmp_path):
     r = cli('export', ck, tmp_path/'y'); assert r.returncode == 1 and 'missing keys (1)' in r.stderr
     with pytest.raises(C.ExportError, match='self-test failed'): C.export(run, tmp_path/'z', tolerance=0.0)
     for p in ('y', 'y.tmp', 'z', 'z.tmp'): assert not (tmp_path/p).exists()
+    assert not list(tmp_path.glob('.[yz].*'))  # no staging folder left

@@ -11,15 +11,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np, torch
 from fastcore.imports import in_notebook
+from .dataset import staged
+
+OVERWRITE = "pass --overwrite to replace it"   # how the CLI lets an existing output folder be replaced
 
 # %% auto #0
-__all__ = ['ALL_LINEAR', 'OFFICIAL_RULES', 'HIDDEN_AXES', 'KNOWN_HIDDEN', 'PART_NAMES', 'WHOLE_MODEL', 'TO_OFFICIAL',
+__all__ = ['OVERWRITE', 'ALL_LINEAR', 'OFFICIAL_RULES', 'HIDDEN_AXES', 'KNOWN_HIDDEN', 'PART_NAMES', 'WHOLE_MODEL', 'TO_OFFICIAL',
            'VISION_TO_NATIVE', 'OTHER_TO_NATIVE', 'TOKENIZER_FILES', 'OUR_RULES', 'SA2VA_SPECIALS', 'TOLERANCE',
            'Foreign', 'safe_load', 'deepspeed_files', 'zero_state_dict', 'OfficialCheckpoint', 'disk_size',
            'read_official', 'parse_cfg_text', 'cfg_summary', 'logical_name', 'count_parts', 'weight_facts',
            'explain_hidden', 'frozen_parts', 'inspect_official', 'format_inspect', 'official_name', 'write_official',
            'native_name', 'to_native', 'to_original', 'native_config', 'original_config', 'token_id', 'KeyMismatch',
-           'strict_match', 'atomic_dir', 'weight_files', 'header_shapes', 'expected_shapes', 'read_original_config',
+           'strict_match', 'weight_files', 'header_shapes', 'expected_shapes', 'read_original_config',
            'import_internvl', 'write_internvl_original', 'resolve_checkpoint', 'is_ours', 'sha256', 'inspect_ours',
            'inspect_checkpoint', 'official_logical', 'check_width', 'base_config', 'import_config', 'split_rows',
            'effective_rows', 'RowsDiffer', 'map_official', 'write_imported', 'import_sa2va', 'official_from_model',
@@ -532,21 +535,6 @@ def strict_match(got:dict, # name -> shape we have
            [f'{len(shapes)} with other shapes: ' + '; '.join(f'{k} {list(a)} vs model {list(b)}' for k, (a, b) in sorted(shapes.items())[:12])] * bool(shapes))
     if msg: raise KeyMismatch(f'{what}: ' + ' | '.join(msg))
 
-# %% ../nbs/03_convert.ipynb #975f25a0
-from contextlib import contextmanager
-
-@contextmanager
-def atomic_dir(out, # the folder to create
-               overwrite:bool=False): # replace an existing `out`
-    "Yield `out.tmp` to write into; rename it to `out` on success, delete it on failure."
-    out = Path(out); tmp = out.with_name(out.name + '.tmp')
-    if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; pass --overwrite to replace it')
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-    try: yield tmp
-    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
-    if out.exists(): shutil.rmtree(out)
-    tmp.rename(out)
-
 # %% ../nbs/03_convert.ipynb #a84caf7f
 def weight_files(folder:Path) -> list:
     "The safetensors files of a model folder (single file or sharded with an index)."
@@ -604,7 +592,7 @@ def import_internvl(src, # original InternVL3 release folder (remote-code layout
     tied = {'lm_head.weight'} if config.tie_word_embeddings else set()
     strict_match({k: v.shape for k, v in native.items()}, expected_shapes(config), f'{src} -> native InternVL', tied,
                  origin={native_name(k): k for k in header_shapes(files)})
-    with atomic_dir(out, overwrite) as tmp:
+    with staged(out, overwrite, OVERWRITE) as tmp:
         wmap = {}
         for i, f in enumerate(files):
             name = 'model.safetensors' if len(files) == 1 else f'model-{i+1:05d}-of-{len(files):05d}.safetensors'
@@ -862,7 +850,7 @@ def _build_mapped(ck, logical:dict, base:str, specials:list, device=None):
 def write_imported(out:Path, it:int, sd:dict, meta:dict, overwrite:bool=False) -> Path:
     "Write `out/iter_{it}/` (trainable.safetensors, meta.json) and `out/latest`, atomically."
     from safetensors.torch import save_file
-    with atomic_dir(out, overwrite) as tmp:
+    with staged(out, overwrite, OVERWRITE) as tmp:
         d = tmp/f'iter_{it}'; d.mkdir()
         save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(d/'trainable.safetensors'))
         (d/'meta.json').write_text(json.dumps(meta, indent=1, default=str))
@@ -877,7 +865,7 @@ def import_sa2va(pth, # official `iter_N.pth` file or DeepSpeed `iter_N.pth/` fo
                  device=None) -> dict:
     "Map an official Sa2VA/xtuner checkpoint onto our model (strictly) and write it as our checkpoint."
     ck = read_official(pth); logical = official_logical(ck)
-    if Path(out).exists() and not overwrite: raise FileExistsError(f'{out} exists; pass --overwrite to replace it')
+    if Path(out).exists() and not overwrite: raise FileExistsError(f'{out} exists; {OVERWRITE}')  # before any work
     specials = _first(parse_cfg_text(ck.meta['cfg']), 'special_tokens', SA2VA_SPECIALS) if ck.meta.get('cfg') else SA2VA_SPECIALS
     model, cfg, sd, used = _build_mapped(ck, logical, base, specials, device)
     model.load_trainable(sd, f'{ck.path} mapped onto {base}')
@@ -1079,7 +1067,7 @@ def export(ckpt, # `iter_N/` folder or work folder (its latest checkpoint)
     from vessel_nb.model import save_pretrained
     out = Path(out); tmp = out.with_name(out.name + '.tmp')
     if dtype not in TOLERANCE: raise ValueError(f'--dtype {dtype}: choose one of {list(TOLERANCE)}')
-    if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; pass --overwrite to replace it')
+    if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; {OVERWRITE}')  # before any work
     model, d, meta = rebuild(ckpt, device)
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -24,11 +24,11 @@ __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES',
            'as_polygons', 'rasterize', 'entry_objects', 'entry_mask', 'video_id', 'patient_id', 'frame_number',
            'pseudonym', 'display_name', 'load_splits', 'load_split', 'data_fingerprint', 'split_fingerprints',
            'DataConfig', 'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments',
-           'write_json', 'write_image', 'staged', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video',
-           'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas', 'CheckReport',
-           'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs', 'write_data',
-           'import_masks', 'import_coco', 'import_labelme', 'usable_entries', 'stats', 'format_stats', 'sample_view',
-           'preview', 'browser', 'VesselDataset', 'object_masks', 'main']
+           'write_text', 'write_json', 'write_image', 'staged', 'vessel_tree', 'branch_polygon', 'render_frame',
+           'synth_video', 'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas',
+           'CheckReport', 'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs',
+           'write_data', 'import_masks', 'import_coco', 'import_labelme', 'usable_entries', 'stats', 'format_stats',
+           'sample_view', 'preview', 'browser', 'VesselDataset', 'object_masks', 'main']
 
 # %% ../nbs/00_dataset.ipynb #cbe2de83
 class DataError(ValueError):
@@ -369,12 +369,15 @@ def chat_segments(texts:list[str], # one description per object
     return out
 
 # %% ../nbs/00_dataset.ipynb #35ecb1cd
-def write_json(path:str|Path, obj, indent:int|None=None):
-    "Write JSON atomically (temporary name, then rename): never a half-written file."
+def write_text(path:str|Path, text:str):
+    "Write a text file atomically (temporary name, then rename): never a half-written file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=indent, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    tmp.write_text(text, encoding="utf-8"); os.replace(tmp, path)
+
+def write_json(path:str|Path, obj, indent:int|None=None):
+    "Write JSON atomically (values JSON cannot hold are written as strings)."
+    write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str))
 
 def write_image(path:str|Path, img:np.ndarray, quality:int=95):
     "Write an image atomically (format from the suffix)."
@@ -387,16 +390,19 @@ def write_image(path:str|Path, img:np.ndarray, quality:int=95):
 
 # %% ../nbs/00_dataset.ipynb #871662ef
 @contextmanager
-def staged(out:str|Path):
-    "Context manager yielding a temporary folder that becomes `out` when the block succeeds."
+def staged(out:str|Path,              # the folder to create
+           overwrite:bool=False,      # replace an existing `out` (only once the new one is complete)
+           hint:str="pick a new folder"):  # what the refusal tells the user to do
+    "Context manager yielding a temporary folder that becomes `out` when the block succeeds; removed on failure."
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())): raise DataError(f"{out}: exists and is not empty; pick a new folder")
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:  # an empty folder is fine
+        raise DataError(f"{out} exists; {hint} (it is not empty)")
+    tmp, old = (out.with_name(f".{out.name}.{k}{os.getpid()}") for k in ("tmp", "old"))
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     try: yield tmp
     except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
-    if out.exists(): out.rmdir()
-    os.replace(tmp, out)
+    if out.exists(): os.replace(out, old)
+    os.replace(tmp, out); shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/00_dataset.ipynb #93f996f5
 FAKE_NAMES = ["Alex Sample", "Bea Synthetic", "Cal Demo", "Dee Example", "Eli Fixture", "Fay Mock", "Gus Dummy",

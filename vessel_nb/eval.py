@@ -19,15 +19,15 @@ from skimage.morphology import skeletonize
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['EMPTY_POLICIES', 'METRICS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'as_masks', 'mask_pair', 'confusion_counts',
-           'check_empty', 'safe_ratio', 'metrics_from_counts', 'segmentation_metrics', 'skeleton_counts',
-           'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics', 'as_probs', 'binarize', 'threshold_grid',
-           'threshold_bins', 'ThresholdCurve', 'nanmean', 'LeakageError', 'ThresholdChoice', 'choose_threshold',
-           'to_gray', 'FrangiConfig', 'FrangiBaseline', 'fit_frangi', 'EvalSample', 'EvalSplit', 'read_mask_pairs',
-           'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'fig_png', 'save_figure', 'ProbaModel',
-           'is_checkpoint', 'load_checkpoint_model', 'load_eval_model', 'images_fingerprint', 'leakage_evidence',
-           'check_leakage', 'EvalConfig', 'tuning_split', 'pick_threshold', 'write_csv', 'jsonable',
-           'public_provenance', 'curve_rows', 'staged_folder', 'case_figures', 'resolve_paths', 'prob_saver',
+__all__ = ['EMPTY_POLICIES', 'METRICS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'as_masks', 'mask_pair',
+           'confusion_counts', 'check_empty', 'safe_ratio', 'metrics_from_counts', 'segmentation_metrics',
+           'skeleton_counts', 'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics', 'as_probs', 'binarize',
+           'threshold_grid', 'threshold_bins', 'ThresholdCurve', 'nanmean', 'LeakageError', 'ThresholdChoice',
+           'choose_threshold', 'to_gray', 'FrangiConfig', 'FrangiBaseline', 'fit_frangi', 'EvalSample', 'EvalSplit',
+           'read_mask_pairs', 'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'fig_png',
+           'save_figure', 'ProbaModel', 'is_checkpoint', 'load_checkpoint_model', 'load_eval_model',
+           'images_fingerprint', 'leakage_evidence', 'check_leakage', 'EvalConfig', 'tuning_split', 'pick_threshold',
+           'write_csv', 'jsonable', 'public_provenance', 'curve_rows', 'case_figures', 'resolve_paths', 'prob_saver',
            'result_record', 'write_outputs', 'evaluate', 'checkpoint_dirs', 'best_row', 'evaluate_checkpoints',
            'checkpoint_plot', 'main', 'playground_view', 'playground']
 
@@ -341,7 +341,7 @@ def fit_frangi(images:list, # training images (uint8, `(H, W)` or `(H, W, 3)`)
     return FrangiBaseline(replace(cfg, sigmas=tuple(grid[best])), fit)
 
 # %% ../nbs/04_eval.ipynb #2ea3999b
-from .dataset import (DataError, load_annotations, load_split, image_path, load_image, rasterize, entry_objects,
+from .dataset import (DataError, staged, load_annotations, load_split, image_path, load_image, rasterize, entry_objects,
                                display_name, pseudonym, video_id, data_fingerprint, split_fingerprints, write_json)
 
 @dataclass
@@ -620,20 +620,7 @@ def curve_rows(curve:ThresholdCurve) -> list[dict]:
     return [dict(split=curve.split, **{k: float(v[i]) for k, v in t.items()}) for i in range(len(t["threshold"]))]
 
 # %% ../nbs/04_eval.ipynb #377502f0
-class staged_folder:
-    "Context manager: write into a hidden staging folder, rename it to `out` on success, delete it on failure."
-    def __init__(self, out:str|Path, overwrite:bool=False):
-        self.out = Path(out); self.tmp = self.out.with_name(f".{self.out.name}.tmp{os.getpid()}")
-        if self.out.exists() and any(self.out.iterdir()) and not overwrite:
-            raise FileExistsError(f"{self.out} exists and is not empty; choose another --out or pass --overwrite")
-    def __enter__(self):
-        import shutil; shutil.rmtree(self.tmp, ignore_errors=True); self.tmp.mkdir(parents=True); return self.tmp
-    def __exit__(self, et, e, tb):
-        import shutil
-        if et is not None: shutil.rmtree(self.tmp, ignore_errors=True); return False
-        old = self.out.with_name(f".{self.out.name}.old{os.getpid()}")
-        if self.out.exists(): os.replace(self.out, old)
-        os.replace(self.tmp, self.out); shutil.rmtree(old, ignore_errors=True)
+OUT_HINT = "choose another --out or pass --overwrite"
 
 # %% ../nbs/04_eval.ipynb #f0afac8c
 def case_figures(model, samples, metrics:SegMetrics, threshold:float, folder:Path) -> dict[str, str]:
@@ -688,7 +675,7 @@ def evaluate(cfg:EvalConfig) -> dict:
     t0, (root, out) = time.time(), resolve_paths(cfg)
     split = EvalSplit(root, cfg.split, cfg.real_names)
     if not len(split): raise DataError(f"{root}: the {cfg.split!r} split is empty; nothing to evaluate")
-    with staged_folder(out, cfg.overwrite) as tmp:
+    with staged(out, cfg.overwrite, OUT_HINT) as tmp:
         model, prov = load_eval_model(cfg.model, root, cfg.prompt, cfg.device)
         leak = check_leakage(prov, data_fingerprint(root), cfg.split, split.images, cfg.allow_train_split)
         choice, curve = pick_threshold(model, cfg, root)
@@ -721,7 +708,7 @@ def evaluate_checkpoints(cfg:EvalConfig, loader=None) -> list[dict]:
     if not len(split): raise DataError(f"{root}: the validation split is empty; re-split with --val > 0")
     thr = ThresholdChoice(float(cfg.threshold), "fixed (--threshold)") if cfg.threshold is not None else ThresholdChoice(0.5, "default 0.5 (fixed for checkpoint selection)")
     rows = []
-    with staged_folder(out, cfg.overwrite) as tmp:
+    with staged(out, cfg.overwrite, OUT_HINT) as tmp:
         for ck in cks:
             model, prov = (loader or load_eval_model)(str(ck), root, cfg.prompt, cfg.device)
             leak = check_leakage(prov, fp, "val", split.images, cfg.allow_train_split)

@@ -8,13 +8,13 @@ Docs: https://vessel-nb.github.io/vessel_nb/train.html.md"""
 __all__ = ['PRESET_DEFAULTS', 'OPERATIONAL', 'LOSS_KEYS', 'RUN_FILES', 'WRAP_SUFFIXES', 'TrainError', 'TrainingDiverged',
            'TrainConfig', 'resolve_config', 'check_config', 'load_config', 'config_yaml', 'build_parser', 'parse_args',
            'warmup_iters', 'get_lr', 'samples_per_rank', 'shard_indices', 'Plan', 'make_plan', 'describe_plan',
-           'batch_position', 'batch_indices', 'write_text', 'write_json', 'append_jsonl', 'read_jsonl', 'checkpoints',
-           'ckpt_iter', 'prune_checkpoints', 'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state',
-           'git_state', 'package_versions', 'Parts', 'check_data', 'build_parts', 'model_val_scores', 'config_diff',
-           'find_resume', 'init_work_dir', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report', 'oom_message',
-           'make_optimizer', 'to_device', 'Run', 'enable_gradient_checkpointing', 'upcast_trainable', 'setup',
-           'trainable_state', 'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume', 'restore',
-           'epoch_batches', 'train_step', 'log_train', 'validate', 'fit', 'provenance', 'train', 'main']
+           'batch_position', 'batch_indices', 'append_jsonl', 'read_jsonl', 'checkpoints', 'ckpt_iter',
+           'prune_checkpoints', 'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state', 'git_state',
+           'package_versions', 'Parts', 'check_data', 'build_parts', 'model_val_scores', 'config_diff', 'find_resume',
+           'init_work_dir', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report', 'oom_message', 'make_optimizer',
+           'to_device', 'Run', 'enable_gradient_checkpointing', 'upcast_trainable', 'setup', 'trainable_state',
+           'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume', 'restore', 'epoch_batches',
+           'train_step', 'log_train', 'validate', 'fit', 'provenance', 'train', 'main']
 
 # %% ../nbs/02_train.ipynb #d35ed1d6
 import argparse, datetime, importlib.metadata, json, math, os, platform, random, shutil, subprocess, sys, time
@@ -25,6 +25,7 @@ import numpy as np, torch, yaml
 from fastcore.imports import in_notebook
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
+from .dataset import setting, write_text, write_json
 
 # %% ../nbs/02_train.ipynb #88a58f78
 class TrainError(RuntimeError):
@@ -75,11 +76,6 @@ OPERATIONAL = ("data", "work_dir", "resume", "overwrite", "stop_at", "num_worker
                "eval_every", "log_every")
 
 # %% ../nbs/02_train.ipynb #bd141188
-def _site(key, default=None):
-    "A site setting from `vessel_nb.dataset.setting` (imported late: the dataset module is heavy)."
-    from vessel_nb.dataset import setting
-    return setting(key, default)
-
 def resolve_config(cfg:TrainConfig) -> TrainConfig:
     "Fill unset fields from the preset defaults and the site settings, then check the combination."
     d = PRESET_DEFAULTS.get(cfg.preset, PRESET_DEFAULTS["*"])
@@ -87,8 +83,8 @@ def resolve_config(cfg:TrainConfig) -> TrainConfig:
     if cfg.max_iters is None and cfg.epochs is None:
         cfg = replace(cfg, max_iters=d.get("max_iters"), epochs=d.get("epochs"))
     if cfg.eval_every is None: cfg = replace(cfg, eval_every=cfg.save_every)
-    if cfg.data is None: cfg = replace(cfg, data=str(_site("paths.data") or "data/sample"))
-    if cfg.work_dir is None: cfg = replace(cfg, work_dir=str(Path(_site("paths.work") or "runs")/f"train-{cfg.preset}"))
+    if cfg.data is None: cfg = replace(cfg, data=str(setting("paths.data") or "data/sample"))
+    if cfg.work_dir is None: cfg = replace(cfg, work_dir=str(Path(setting("paths.work") or "runs")/f"train-{cfg.preset}"))
     check_config(cfg)
     return cfg
 
@@ -235,15 +231,6 @@ def batch_indices(it:int, plan:Plan, rank:int, seed:int, batch_size:int) -> list
     return shard_indices(plan.n, e, rank, plan.world, seed, plan.per_rank)[s * batch_size:(s + 1) * batch_size]
 
 # %% ../nbs/02_train.ipynb #04e08293
-def write_text(path:Path, text:str):
-    "Write a text file atomically (temporary name, then rename)."
-    path = Path(path); tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8"); os.replace(tmp, path)
-
-def write_json(path:Path, obj):
-    "Write JSON atomically."
-    write_text(path, json.dumps(obj, indent=1, default=str) + "\n")
-
 def append_jsonl(path:Path, rec:dict):
     "Append one JSON line and flush it to disk."
     with open(path, "a", encoding="utf-8") as f:
@@ -430,7 +417,7 @@ def init_work_dir(cfg:TrainConfig, prov:dict, ckpt:Path|None):
     if ckpt:
         for log in ("train_log.jsonl", "val_log.jsonl"): _truncate_log(work/log, ckpt_iter(ckpt))
     sessions = old.get("sessions", []) + [prov.pop("session")]
-    write_json(work/"provenance.json", prov | {"sessions": sessions})
+    write_json(work/"provenance.json", prov | {"sessions": sessions}, indent=1)
     write_text(work/"config.yaml", config_yaml(replace(cfg, resume=False, overwrite=False, stop_at=None)))  # repeatable
 
 # %% ../nbs/02_train.ipynb #e10b37fe
