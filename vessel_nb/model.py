@@ -403,7 +403,7 @@ def llm_forward(self:VesselSa2VA, batch:dict) -> tuple[torch.Tensor, torch.Tenso
     "Last-layer hidden states `(B, L, H)` and the answer-token cross-entropy."
     core = self.core
     h = core.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   pixel_values=batch["pixel_values"]).last_hidden_state  # (B, L, H)
+                   pixel_values=batch["pixel_values"], use_cache=False).last_hidden_state  # (B, L, H); no KV cache: a recomputed layer would append to it
     labels = batch["labels"][:, 1:]                 # token t+1 is predicted at position t
     sel = labels != -100
     if not sel.any(): return h, h.new_zeros((), dtype=torch.float32)

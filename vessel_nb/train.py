@@ -438,7 +438,7 @@ def make_accelerator(cfg:TrainConfig):
               gradient_accumulation_steps=cfg.grad_accum)
     if cfg.fsdp: kw["fsdp_plugin"] = FullyShardedDataParallelPlugin(fsdp_version=2, auto_wrap_policy="transformer_based_wrap",
         activation_checkpointing=cfg.gradient_checkpointing, state_dict_type="FULL_STATE_DICT", reshard_after_forward=True)
-    else: kw["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=False)]
+    else: kw["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=False, gradient_as_bucket_view=True)]
     return Accelerator(**kw)
 
 # %% ../nbs/02_train.ipynb #0c1648fd
