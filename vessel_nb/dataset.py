@@ -6,7 +6,7 @@ Docs: https://vessel-nb.github.io/vessel_nb/dataset.html.md"""
 
 # %% ../nbs/00_dataset.ipynb #d9a617d2
 from __future__ import annotations
-import argparse, configparser, hashlib, io, json, math, os, random, re, shutil, sys, tempfile
+import argparse, configparser, fnmatch, hashlib, io, json, math, os, random, re, shutil, sys, tempfile
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
@@ -28,7 +28,8 @@ __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES',
            'synth_video', 'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas',
            'CheckReport', 'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs',
            'write_data', 'import_masks', 'import_coco', 'import_labelme', 'usable_entries', 'stats', 'format_stats',
-           'sample_view', 'preview', 'browser', 'VesselDataset', 'object_masks', 'main']
+           'sample_view', 'preview', 'browser', 'Augment', 'augment_matrix', 'warp_polygons', 'augment',
+           'VesselDataset', 'object_masks', 'main']
 
 # %% ../nbs/00_dataset.ipynb #cbe2de83
 class DataError(ValueError):
@@ -523,18 +524,29 @@ def split_groups(names:list[str], by:str="video") -> dict[str, list[str]]:
     for n in names: groups[(patient_id(n) or video_id(n)) if by == "patient" else video_id(n)].append(n)
     return dict(groups)
 
-def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str="video") -> dict:
-    "Assign whole videos to train/val/test, write `splits.json` beside `annotations.json`, return it."
-    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise DataError(f"--val {val} --test {test}: fractions must be in [0, 1) and sum below 1")
-    names = sorted({e["image"] for e in load_annotations(root) if isinstance(e, dict) and isinstance(e.get("image"), str)})
-    groups = split_groups(names, by)
-    order = sorted(groups); random.Random(seed).shuffle(order)
-    want, have, assign = {"test": test * len(names), "val": val * len(names)}, Counter(), {}
+def _deal(groups:dict, want:dict, seed:int, assign:dict) -> dict:
+    "Shuffle the unassigned groups with `seed` and deal them to test, then val, until each holds `want` images."
+    order, have = sorted(g for g in groups if g not in assign), Counter(s for g, s in assign.items() for _ in groups[g])
+    random.Random(seed).shuffle(order)
     for g in order:
         s = next((s for s in ("test", "val") if have[s] < want[s] - 0.5 * len(groups[g]) or (have[s] == 0 and want[s] >= 1)), "train")
         assign[g] = s; have[s] += len(groups[g])
-    out = {"seed": seed, "val": val, "test": test, "by": by,
+    return assign
+
+def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str="video",
+               test_glob:str|None=None) -> dict:  # images matching this pattern form the test split (then `test` must be 0)
+    "Assign whole videos to train/val/test, write `splits.json` beside `annotations.json`, return it."
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise DataError(f"--val {val} --test {test}: fractions must be in [0, 1) and sum below 1")
+    if test_glob and test: raise DataError(f"--test-glob {test_glob!r} fixes the test split: drop --test {test} (or give --test 0)")
+    names = sorted({e["image"] for e in load_annotations(root) if isinstance(e, dict) and isinstance(e.get("image"), str)})
+    groups = split_groups(names, by)
+    fixed = {g: "test" for g, ns in groups.items() if test_glob and any(fnmatch.fnmatchcase(n, test_glob) for n in ns)}
+    if test_glob and not fixed: raise DataError(f"{root}: no image name matches --test-glob {test_glob!r} (e.g. {names[0]!r})")
+    if len(fixed) == len(groups): raise DataError(f"--test-glob {test_glob!r} matches every image; nothing is left to train on")
+    rest = sum(len(groups[g]) for g in groups if g not in fixed)
+    assign = _deal(groups, {"test": test * len(names), "val": val * rest if test_glob else val * len(names)}, seed, fixed)
+    out = {"seed": seed, "val": val, "test": test, "by": by, **({"test_glob": test_glob} if test_glob else {}),
            "groups": {video_id(n): assign[g] for g, ns in groups.items() for n in ns}}
     out.update({s: sorted(n for g, ns in groups.items() if assign[g] == s for n in ns) for s in SPLITS})
     write_json(ann_path(root).parent/"splits.json", out, indent=1)
@@ -1010,15 +1022,61 @@ def browser(root:str|Path|None=None, real_names:bool=False):
     return W.VBox([W.HBox([slider, toggle]), image, info])
 
 # %% ../nbs/00_dataset.ipynb #b7f00600
+@dataclass
+class Augment:
+    "Random training-time transforms; geometry moves the image and, exactly, the polygons."
+    flip:bool = True            # random horizontal and vertical flips
+    rotate:float = 180.0        # largest rotation, degrees (either way)
+    scale:tuple = (0.8, 1.25)   # zoom range, drawn log-uniformly
+    shift:float = 0.1           # largest shift, as a fraction of the side
+    gamma:tuple = (0.7, 1.4)    # intensity gamma range, drawn log-uniformly
+    contrast:float = 0.2        # largest relative contrast change
+    noise:float = 0.02          # largest Gaussian noise std, as a fraction of 255
+
+def _log_uniform(rng:np.random.Generator, lo:float, hi:float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+def augment_matrix(rng:np.random.Generator, h:int, w:int, a:Augment) -> np.ndarray:
+    "A random `(2, 3)` affine map of pixel coordinates: flips, then rotation and zoom about the centre, then a shift."
+    fx, fy = (rng.random() < 0.5, rng.random() < 0.5) if a.flip else (False, False)
+    flip = np.array([[-1. if fx else 1., 0, w if fx else 0], [0, -1. if fy else 1., h if fy else 0], [0, 0, 1]])
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-a.rotate, a.rotate), _log_uniform(rng, *a.scale)) @ flip
+    m[:, 2] += rng.uniform(-a.shift, a.shift, 2) * (w, h)
+    return m   # (2, 3)
+
+def warp_polygons(polygons, m:np.ndarray) -> list[np.ndarray]:
+    "An object's polygons mapped by the affine `m`, as `(K, 2)` arrays."
+    return [p @ m[:, :2].T + m[:, 2] for p in as_polygons(polygons)]
+
+def _intensity(img:np.ndarray, rng:np.random.Generator, a:Augment) -> np.ndarray:
+    "Gamma, contrast and noise on a `uint8` image."
+    x = (img.astype(np.float32) / 255) ** _log_uniform(rng, *a.gamma)
+    x = (x - x.mean()) * (1 + rng.uniform(-a.contrast, a.contrast)) + x.mean()
+    x += rng.normal(0, rng.uniform(0, a.noise), x.shape).astype(np.float32)
+    return (x.clip(0, 1) * 255).round().astype(np.uint8)
+
+def augment(img:np.ndarray,            # uint8 (H, W) or (H, W, 3)
+            objects:list,              # [(text, polygons), ...] in pixel coordinates
+            rng:np.random.Generator, a:Augment) -> tuple[np.ndarray, list]:
+    "The augmented image and objects (same size)."
+    h, w = img.shape[:2]
+    m = augment_matrix(rng, h, w, a)
+    fill = tuple(float(v) for v in np.median(img.reshape(h * w, -1), 0))
+    mc = np.concatenate([m[:, :2], (m[:, :2].sum(1) / 2 + m[:, 2] - 0.5)[:, None]], 1)  # OpenCV: pixel i sits at i, not i + 0.5
+    img = cv2.warpAffine(img, mc, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+    return _intensity(img, rng, a), [(t, warp_polygons(p, m)) for t, p in objects]
+
+# %% ../nbs/00_dataset.ipynb #e0ccc3fd
 class VesselDataset:
     "Map-style torch dataset of one split: InternVL tiles, SAM2 image, target masks and the chat text."
     def __init__(self, root:str|Path|None=None, # data folder (default: site setting `paths.data`)
                  split:str="train", # `train`, `val`, `test` or `all`
                  cfg:DataConfig|None=None, # sizes and templates (default: `DataConfig()`)
                  repeats:float=1, seed:int=0,
-                 strict:bool=False): # text/object count mismatches raise
+                 strict:bool=False, # text/object count mismatches raise
+                 augment:Augment|None=None): # random transforms (training)
         self.root = Path(root or setting("paths.data") or "data/sample")
-        self.cfg, self.repeats, self.seed = cfg or DataConfig(), repeats, seed
+        self.cfg, self.repeats, self.seed, self.augment, self.epoch = cfg or DataConfig(), repeats, seed, augment, 0
         names = set(load_split(self.root, split))
         self.entries = [e for e in load_annotations(self.root) if isinstance(e, dict) and e.get("image") in names]
         stale = names - {e["image"] for e in self.entries}
@@ -1037,8 +1095,9 @@ class VesselDataset:
             raise DataError(f"{self.root}: {len(bad)} problem(s) in this split, e.g. {eg}. Run `python -m vessel_nb.dataset check {self.root}`")
 
     def __len__(self): return int(round(len(self.entries) * self.repeats))
+    def set_epoch(self, epoch:int): self.epoch = epoch   # augmentation draws differ per epoch (as DistributedSampler)
 
-# %% ../nbs/00_dataset.ipynb #ca6ddd24
+# %% ../nbs/00_dataset.ipynb #758f1c72
 def object_masks(objects:list, height:int, width:int, size:int) -> np.ndarray:
     "Float32 target masks `(N, size, size)` in {0, 1}: each object rasterized straight at `size × size`."
     return np.stack([rasterize(p, size, size, scale=(size/width, size/height)) for _, p in objects]).astype(np.float32)  # (N, s, s)
@@ -1052,6 +1111,7 @@ def __getitem__(self:VesselDataset, i:int) -> dict:
     img = load_image(image_path(self.root, e["image"]), grey=True)   # (H, W) or (H, W, 3)
     h, w = img.shape[:2]
     rng = random.Random(f"{self.seed}-{i % len(self)}")
+    if self.augment: img, objs = augment(img, objs, np.random.default_rng([self.seed, self.epoch, i % len(self)]), self.augment)
     import torch   # imported here: the CLI and `check` start in a fifth of the time without torch
     return dict(pixel_values=torch.from_numpy(internvl_tiles(img, self.cfg)),   # (T, 3, t, t)
                 sam_image=torch.from_numpy(sam_image(img, self.cfg)),           # (3, S, S)
@@ -1076,6 +1136,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("split", help="assign whole videos to train/val/test; writes splits.json")
     s.add_argument("dir"); s.add_argument("--val", type=float, default=0.2); s.add_argument("--test", type=float, default=0.2)
     s.add_argument("--seed", type=int, default=0); s.add_argument("--by", choices=["video", "patient"], default="video")
+    s.add_argument("--test-glob", help="images whose name matches this pattern are the test split (a published split); --val is then a fraction of the rest")
     i = sub.add_parser("import", help="convert masks / COCO / LabelMe to annotations.json")
     i.add_argument("fmt", choices=["masks", "coco", "labelme"]); i.add_argument("src"); i.add_argument("out")
     i.add_argument("--text", default="blood vessel", help="the one description of every image's object")
@@ -1115,7 +1176,7 @@ def main(argv:list[str]|None=None) -> int:
         if a.cmd == "check": return _cmd_check(a)
         if a.cmd == "import": return _cmd_import(a)
         if a.cmd == "split":
-            sp = split_data(a.dir, a.val, a.test, a.seed, a.by)
+            sp = split_data(a.dir, a.val, 0 if a.test_glob else a.test, a.seed, a.by, a.test_glob)
             print(f"wrote {ann_path(a.dir).parent/'splits.json'}: " + ", ".join(f"{s} {len(sp[s])} images" for s in SPLITS))
         if a.cmd == "synth": print(f"wrote {len(synth(a.out, a.videos, a.frames, a.size, a.seed))} frames to {a.out}")
         if a.cmd == "stats": s = stats(a.dir); print(json.dumps(s, indent=1) if a.json else format_stats(s))
