@@ -101,16 +101,27 @@ PRESETS = {
     "internvl3-8b": dict(hidden_size=3584, text=_qwen2(3584, 28, 28, 4, 18944, False), vision=INTERNVIT_300M),
 }
 
+def _scratch(sam2:str, sam_size:int=1024) -> dict:
+    "A preset trained from scratch: a small random InternVL (one 224² tile = 64 tokens) and a full-size random SAM2."
+    return dict(llm="tiny", hidden_size=256, sam2=sam2, train=TINY_TRAIN,
+                text=dict(model_type="qwen2", hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                          intermediate_size=512, max_position_embeddings=2048, tie_word_embeddings=False),
+                vision=dict(hidden_size=192, num_hidden_layers=2, num_attention_heads=3, intermediate_size=384,
+                            image_size=[224, 224], patch_size=[14, 14]),
+                data=dict(tile_size=224, patch_size=14, max_tiles=4, sam_size=sam_size, mask_size=sam_size))
+
+PRESETS.update({"scratch-t": _scratch("sam2.1_hiera_t"), "scratch-s": _scratch("sam2.1_hiera_s")})
+
 # %% ../nbs/01_model.ipynb #b779644c
-def get_config(preset:str="tiny", # "tiny", "internvl3-1b", "internvl3-2b" or "internvl3-8b"
+def get_config(preset:str="tiny", # "tiny", "scratch-t", "scratch-s", "internvl3-1b", "internvl3-2b" or "internvl3-8b"
                **kw) -> ModelConfig:
     "The `ModelConfig` of a preset; real presets take their weight paths from `settings.ini`; `kw` overrides fields."
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose from {list(PRESETS)}")
     p = dict(PRESETS[preset])
-    if preset != "tiny":
+    if p.get("llm") != "tiny":
         p.update(llm=setting(f"paths.{preset.replace('-', '_')}") or "", sam2="sam2.1_hiera_l",
                  sam2_checkpoint=setting("paths.sam2_hiera_large") or "")
-    data = vessel_data_config(**p.pop("data", {}))
+    data = vessel_data_config(**{**p.pop("data", {}), **kw.pop("data", {})})   # `data=` overrides single fields
     return ModelConfig(**{"preset": preset, **p, "data": data, **kw})
 
 # %% ../nbs/01_model.ipynb #da03059f
@@ -218,12 +229,13 @@ def attach_tokenizer(vlm, tok) -> int:
     return seg
 
 # %% ../nbs/01_model.ipynb #215886c7
-def sam2_yaml(name:str) -> tuple[str, list]:
-    "Hydra config file and overrides of a SAM2 config name."
+def sam2_yaml(name:str, size:int=1024) -> tuple[str, list]:
+    "Hydra config file and overrides of a SAM2 config name at input side `size` (Meta's configs take 1024²)."
     if name == "tiny": return "configs/sam2.1/sam2.1_hiera_t.yaml", TINY_SAM2
     ok = ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l")
     if name not in ok: raise ValueError(f"unknown SAM2 config {name!r}; choose 'tiny' or one of {list(ok)}")
-    return f"configs/sam2.1/{name}.yaml", []
+    if size % 32: raise ValueError(f"SAM2 input side {size} must be a multiple of 32 (the Hiera strides)")
+    return f"configs/sam2.1/{name}.yaml", [] if size == 1024 else [f"++model.image_size={size}"]
 
 def load_sam2_checkpoint(sam, path:str|Path):
     "Load a Meta SAM2 checkpoint (`{'model': state_dict}`) strictly."
@@ -237,7 +249,7 @@ def load_sam2_checkpoint(sam, path:str|Path):
 def build_sam(cfg:ModelConfig, device="cpu"):
     "The SAM2 model of `cfg` (random init unless `cfg.sam2_checkpoint`)."
     from sam2.build_sam import build_sam2
-    yaml, over = sam2_yaml(cfg.sam2)
+    yaml, over = sam2_yaml(cfg.sam2, cfg.data.sam_size)
     sam = build_sam2(yaml, None, device="cpu", mode="eval", hydra_overrides_extra=over, apply_postprocessing=False)
     if sam.image_size != cfg.data.sam_size: raise ValueError(f"DataConfig.sam_size={cfg.data.sam_size} but SAM2 {cfg.sam2!r} takes {sam.image_size}²")
     if cfg.sam2_checkpoint: load_sam2_checkpoint(sam, cfg.sam2_checkpoint)
