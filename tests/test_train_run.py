@@ -151,3 +151,23 @@ def test_log_timing_covers_the_whole_window(tmp_path):
     log = read_jsonl(tmp_path/"w"/"train_log.jsonl")
     assert [r["iter"] for r in log] == [2, 4] and all(r["sec_per_iter"] >= 1.0 for r in log)
     assert all(r["samples_per_s"] == pytest.approx(1 / r["sec_per_iter"]) for r in log)
+
+def test_time_limit_stops_cleanly_and_resumes(tmp_path, capsys):
+    "--time-limit stops at an update boundary with a validated checkpoint; --resume finishes the planned run."
+    work = tmp_path/"w"
+    run = train(cfg(work, max_iters=400, save_every=1000, eval_every=1000, time_limit=0.001))
+    assert 1 <= run.it < 400 and [c.name for c in checkpoints(work)] == [f"iter_{run.it}"]
+    assert read_jsonl(work/"val_log.jsonl")[-1]["iter"] == run.it      # the stop point is validated
+    assert "time-limit" in capsys.readouterr().out
+    done = train(cfg(work, max_iters=400, save_every=1000, eval_every=1000, resume=True, stop_at=run.it + 2))
+    assert done.it == run.it + 2
+
+def test_augment_and_model_overrides_reach_the_run(tmp_path):
+    "`augment` and `model` overrides are part of the run: recorded, used, and a change refuses --resume."
+    work = tmp_path/"w"
+    c = cfg(work, max_iters=2, augment=True, model={"loss_dice": 3.0, "data": {"mask_size": 64}})
+    run = train(c)
+    assert run.parts.train_ds.augment is not None and run.parts.train_ds.cfg.mask_size == 64
+    meta = json.loads((work/"iter_2"/"meta.json").read_text())
+    assert meta["model_config"]["loss_dice"] == 3.0 and meta["config"]["augment"] is True
+    with pytest.raises(TrainError, match="changed: model"): train(replace(c, resume=True, model={}))

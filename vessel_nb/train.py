@@ -10,11 +10,11 @@ __all__ = ['PRESET_DEFAULTS', 'OPERATIONAL', 'LOSS_KEYS', 'RUN_FILES', 'WRAP_SUF
            'warmup_iters', 'get_lr', 'samples_per_rank', 'shard_indices', 'Plan', 'make_plan', 'describe_plan',
            'batch_position', 'batch_indices', 'append_jsonl', 'read_jsonl', 'checkpoints', 'ckpt_iter',
            'prune_checkpoints', 'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state', 'git_state',
-           'package_versions', 'Parts', 'check_data', 'build_parts', 'model_val_scores', 'config_diff', 'find_resume',
-           'init_work_dir', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report', 'oom_message', 'make_optimizer',
-           'to_device', 'Run', 'enable_gradient_checkpointing', 'upcast_trainable', 'setup', 'trainable_state',
-           'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume', 'restore', 'epoch_batches',
-           'train_step', 'log_train', 'validate', 'fit', 'provenance', 'train', 'main']
+           'package_versions', 'Parts', 'check_data', 'model_config', 'build_parts', 'model_val_scores', 'config_diff',
+           'find_resume', 'init_work_dir', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report', 'oom_message',
+           'make_optimizer', 'to_device', 'Run', 'enable_gradient_checkpointing', 'upcast_trainable', 'setup',
+           'trainable_state', 'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume', 'restore',
+           'epoch_batches', 'train_step', 'log_train', 'validate', 'out_of_time', 'fit', 'provenance', 'train', 'main']
 
 # %% ../nbs/02_train.ipynb #d35ed1d6
 import argparse, datetime, importlib.metadata, json, math, os, platform, random, shutil, subprocess, sys, time
@@ -38,7 +38,7 @@ class TrainingDiverged(TrainError):
 @dataclass
 class TrainConfig:
     "A training run: model preset, data, schedule, checkpointing and memory options."
-    preset:str = "tiny"             # model preset (`vessel_nb.model.get_config`): tiny, internvl3-1b, internvl3-2b, internvl3-8b
+    preset:str = "tiny"             # model preset (`vessel_nb.model.get_config`): tiny, scratch-t, scratch-s, internvl3-1b, -2b, -8b
     data:str|None = None            # data folder with annotations.json + splits.json (default: site setting `paths.data`)
     work_dir:str|None = None        # run folder (default: `<paths.work>/train-<preset>`)
     max_iters:int|None = None       # iterations (micro-batches per process) to run; exclusive with --epochs
@@ -56,6 +56,7 @@ class TrainConfig:
     log_every:int = 1               # write a train_log.jsonl line every N iterations
     seed:int = 0                    # seeds the data order, the dataset's prompts and the model's initialisation
     stop_at:int|None = None         # stop cleanly after iteration N with a checkpoint; the schedule still plans max_iters
+    time_limit:float|None = None    # minutes: stop cleanly with a checkpoint once this much time has passed (as --stop-at)
     resume:bool = False             # continue the run in --work-dir from its latest checkpoint
     overwrite:bool = False          # discard the run in --work-dir and start again
     gradient_checkpointing:bool = False  # recompute activations in the backward pass (less memory, ~30% slower)
@@ -64,15 +65,19 @@ class TrainConfig:
     num_workers:int = 0             # DataLoader worker processes per training process
     mixed_precision:str|None = None # `bf16` or `no` (default: bf16 on GPU, no on CPU)
     random_weights:bool = False     # build the preset without its pretrained weights (benchmarks, smoke tests)
+    augment:bool = False            # random flips, rotation, zoom, shift, gamma, contrast and noise of training samples
+    model:dict = field(default_factory=dict)  # overrides of the preset's ModelConfig fields, e.g. {"loss_dice": 1.0, "data": {"sam_size": 512}}
 
 # %% ../nbs/02_train.ipynb #5693b682
 PRESET_DEFAULTS = {
     "tiny": dict(max_iters=400, lr=1e-3, save_every=100),
+    "scratch-t": dict(max_iters=4000, lr=3e-4, save_every=500),
+    "scratch-s": dict(max_iters=4000, lr=3e-4, save_every=500),
     "*":    dict(epochs=1, lr=2e-5, save_every=500),
 }
 
 # Fields that may differ when a run is resumed: they change how it is run, not what it computes.
-OPERATIONAL = ("data", "work_dir", "resume", "overwrite", "stop_at", "num_workers", "keep", "save_every", "compile",
+OPERATIONAL = ("data", "work_dir", "resume", "overwrite", "stop_at", "time_limit", "num_workers", "keep", "save_every", "compile",
                "eval_every", "log_every")
 
 # %% ../nbs/02_train.ipynb #bd141188
@@ -148,9 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
         else: p.add_argument(flag, type=_parse_type(f.type), metavar=f.name.upper(), help=h)
     return p
 
+def _json_dict(s:str) -> dict:
+    "A JSON object given on the command line."
+    try: d = json.loads(s)
+    except json.JSONDecodeError: d = None
+    if not isinstance(d, dict): raise argparse.ArgumentTypeError(f"expected a JSON object, e.g. '{{\"loss_dice\": 1.0}}', got {s!r}")
+    return d
+
 def _parse_type(t):
-    "The scalar type of a field annotation (`int`, `float|None` -> float, ...)."
+    "The argument type of a field annotation (`int`, `float|None` -> float, `dict` -> JSON, ...)."
     import typing
+    if t in (dict, "dict"): return _json_dict
     return next((a for a in (t, *typing.get_args(t)) if a in (int, float, str)), str)
 
 # %% ../nbs/02_train.ipynb #115c037f
@@ -346,14 +359,22 @@ def check_data(root:Path) -> Path:
     return root
 
 # %% ../nbs/02_train.ipynb #fbca6b82
+def model_config(cfg:TrainConfig):
+    "The `ModelConfig` of the run: the preset with `cfg.model` overrides."
+    from vessel_nb.model import get_config
+    try: return get_config(cfg.preset, **cfg.model)
+    except TypeError as e: raise TrainError(f"model: {e} (valid keys: the fields of vessel_nb.model.ModelConfig)") from None
+
+# %% ../nbs/02_train.ipynb #d9ee926e
 def build_parts(cfg:TrainConfig, device=None) -> Parts:
     "Model, training and validation data for `cfg` from `vessel_nb.model` and `vessel_nb.dataset`."
     root = check_data(cfg.data)
     from vessel_nb.dataset import VesselDataset, load_split, data_fingerprint, split_fingerprints
     from vessel_nb.model import get_config, build_model, Collator
-    mcfg = get_config(cfg.preset)
+    from vessel_nb.dataset import Augment
+    mcfg = model_config(cfg)
     model = build_model(mcfg, random_weights=cfg.random_weights, device=device)
-    train_ds = VesselDataset(root, "train", mcfg.data, repeats=cfg.repeats, seed=cfg.seed)
+    train_ds = VesselDataset(root, "train", mcfg.data, repeats=cfg.repeats, seed=cfg.seed, augment=Augment() if cfg.augment else None)
     val_ds = VesselDataset(root, "val", mcfg.data, seed=cfg.seed) if cfg.eval_every and load_split(root, "val") else None
     return Parts(model, train_ds, val_ds, Collator(model.tokenizer, mcfg), model_val_scores, model.identity(),
                  data_fingerprint(root), split_fingerprints(root), sorted(load_split(root, "train")), mcfg.to_dict())
@@ -596,6 +617,7 @@ def epoch_batches(run:Run, epoch:int, step:int=0):
     "Batches of this process's shard of `epoch`, from `step` on; records the sample indices."
     p, cfg = run.plan, run.cfg
     idx = shard_indices(p.n, epoch, run.acc.process_index, p.world, cfg.seed, p.per_rank)[step * cfg.batch_size:]
+    if hasattr(run.parts.train_ds, "set_epoch"): run.parts.train_ds.set_epoch(epoch)   # new augmentation draws
     dl = torch.utils.data.DataLoader(torch.utils.data.Subset(run.parts.train_ds, idx), batch_size=cfg.batch_size,
         collate_fn=run.parts.collate, num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
@@ -657,20 +679,28 @@ def validate(run:Run, n:int) -> dict:
     return rec
 
 # %% ../nbs/02_train.ipynb #c7345c9f
+def out_of_time(run:Run, t_start:float, n:int) -> bool:
+    "Has `--time-limit` passed at iteration `n` (an update boundary)? Rank 0's clock decides for every process."
+    if not run.cfg.time_limit or n % run.cfg.grad_accum: return False
+    from accelerate.utils import broadcast
+    over = torch.tensor([time.time() - t_start > run.cfg.time_limit * 60], dtype=torch.float32, device=run.acc.device)
+    return bool(broadcast(over, 0).item()) if run.acc.num_processes > 1 else bool(over.item())
+
+# %% ../nbs/02_train.ipynb #526403bd
 def fit(run:Run) -> dict:
     "Train from `run.start` to the stop iteration; return the last log line."
     cfg, acc, plan = run.cfg, run.acc, run.plan
     stop = min(cfg.stop_at or plan.max_iters, plan.max_iters)
     bar = tqdm(total=stop, initial=run.start, disable=not run.main, desc="train", unit="it", dynamic_ncols=True)
-    batches, window, rec, t0 = None, [], {}, time.perf_counter()
+    batches, window, rec, t0, t_start = None, [], {}, time.perf_counter(), time.time()
     for it in range(run.start, stop):
         run.it, (epoch, step) = it + 1, batch_position(it, plan)
         if batches is None or step == 0: batches = epoch_batches(run, epoch, step)
         out = train_step(run, it, to_device(next(batches), acc.device))
         window.append(torch.stack([out[k].detach().float() for k in LOSS_KEYS]))
-        n, val = it + 1, None
-        do_eval = bool(cfg.eval_every) and (n % cfg.eval_every == 0 or n == plan.max_iters)  # not at --stop-at: same logs as one run
-        do_save = n % cfg.save_every == 0 or n == stop
+        n, val, timed_out = it + 1, None, out_of_time(run, t_start, it + 1)
+        do_eval = bool(cfg.eval_every) and (n % cfg.eval_every == 0 or n == plan.max_iters or timed_out)  # not at --stop-at: same logs as one run
+        do_save = n % cfg.save_every == 0 or n == stop or timed_out
         logged = n % cfg.log_every == 0 or do_eval or do_save
         if logged:
             rec = log_train(run, n, window, time.perf_counter() - t0); window = []
@@ -681,6 +711,7 @@ def fit(run:Run) -> dict:
         if do_save: checkpoint(run, n, val)
         bar.update(1)
         if logged: t0 = time.perf_counter()  # the next window times training only, not validation or saving
+        if timed_out: acc.print(f"\n--time-limit of {cfg.time_limit} min reached"); break
     bar.close()
     return rec
 
@@ -722,6 +753,7 @@ def train(cfg:TrainConfig, parts:Parts|None=None) -> Run:
     acc.print(describe_plan(run.plan, cfg) + (f"; resuming after iteration {run.start}" if state else ""))
     try: fit(run)
     except torch.OutOfMemoryError as e: raise TrainError(oom_message(cfg, run.it, memory_report())) from e
+    stop = run.it or stop   # earlier when --time-limit stopped it
     acc.print(f"{'stopped' if stop < run.plan.max_iters else 'finished'} after iteration {stop} of {run.plan.max_iters}; "
               f"checkpoint {run.work}/iter_{stop}" + (f"; continue with --resume" if stop < run.plan.max_iters else ""))
     return run
