@@ -1076,7 +1076,8 @@ def export(ckpt, # `iter_N/` folder or work folder (its latest checkpoint)
         info = _export_info(model, d, meta, out, dtype, st, _weights_info(tmp))
         (tmp/'export.json').write_text(json.dumps(info, indent=1, default=str)); (tmp/'README.md').write_text(model_card(info))
         if not st['passed']: raise ExportError(f"self-test failed: the export's probabilities differ from the training "
-                                               f"model's by {st['max_abs_diff']:.3g} > {st['tolerance']:g}; nothing written")
+                                               f"model's by {st['max_abs_diff']:.3g} > {st['tolerance']:g}; nothing written"
+                                               + (f". {dtype} rounding moved them: export with --dtype float32" if dtype != 'float32' else ''))
     except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     if out.exists(): shutil.rmtree(out)
     tmp.rename(out)
