@@ -8,6 +8,8 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLB
 DATA=${DATA:-data/sample}
 OUT=${OUT:-runs/main}
 TRAIN_ARGS=${TRAIN_ARGS:---max-iters 1500 --save-every 300}   # the tiny preset: ~2 min on 2 cores
+LAUNCH_ARGS=${LAUNCH_ARGS:---num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no}
+TITLE=${TITLE:-vessel_nb main job (tiny preset, embedded sample)}
 start=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }
 rm -rf "$OUT"; mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
@@ -15,25 +17,27 @@ rm -rf "$OUT"; mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 step "check the data"
 python -m vessel_nb.dataset check "$DATA"
 
-step "train the tiny preset (accelerate launch -m vessel_nb.train)"
-accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
-    -m vessel_nb.train --data "$DATA" --work-dir "$OUT/train" $TRAIN_ARGS
+step "train (accelerate launch $LAUNCH_ARGS -m vessel_nb.train $TRAIN_ARGS)"
+accelerate launch $LAUNCH_ARGS -m vessel_nb.train --data "$DATA" --work-dir "$OUT/train" $TRAIN_ARGS
 
 step "compare the checkpoints on the validation split"
 python -m vessel_nb.eval --checkpoints "$OUT/train" --data "$DATA" --out "$OUT/eval/checkpoints"
 best=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['best'])" "$OUT/eval/checkpoints/checkpoints.json")
 
-step "export $best (LoRA merged, self-test against the training model)"
 python -m vessel_nb.convert inspect "$OUT/train/$best"
-python -m vessel_nb.convert export "$OUT/train/$best" "$OUT/export"
+MODEL="$OUT/train/$best"
+if [ "${EXPORT:-1}" = 1 ]; then   # EXPORT=0 evaluates the checkpoint itself (same weights, unmerged)
+  step "export $best (LoRA merged, self-test against the training model)"
+  python -m vessel_nb.convert export "$OUT/train/$best" "$OUT/export"; MODEL="$OUT/export"
+fi
 
-step "evaluate the export on the held-out test videos (threshold chosen on validation) and the Frangi baseline"
-python -m vessel_nb.eval --model "$OUT/export" --data "$DATA" --split test --out "$OUT/eval/test"
+step "evaluate $(basename "$MODEL") on the held-out test images (threshold chosen on validation) and the Frangi baseline"
+python -m vessel_nb.eval --model "$MODEL" --data "$DATA" --split test --out "$OUT/eval/test"
 python -m vessel_nb.eval --model frangi --data "$DATA" --split test --out "$OUT/eval/frangi"
 
 step "render the report"
 papermill -k python3 --log-level WARNING nbs/report.ipynb "$OUT/report.ipynb" \
-    -p work_dir "$OUT/train" -p eval_dir "$OUT/eval" -p data_dir "$PWD/$DATA" -p title "vessel_nb main job (tiny preset, embedded sample)"
+    -p work_dir "$OUT/train" -p eval_dir "$OUT/eval" -p data_dir "$PWD/$DATA" -p title "$TITLE"
 jupyter nbconvert --to html --no-input --embed-images --log-level WARN "$OUT/report.ipynb"
 step "done"
 echo "report: $OUT/report.html"

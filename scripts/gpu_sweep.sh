@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run scripts/cimat.sh for several configs at once, one GPU each, and pack what each run produced (report, evaluations,
+# logs, checkpoint metadata; no weights) into RESULTS/NAME.tar.gz.
+#   bash scripts/gpu_sweep.sh RESULTS CONFIG [CONFIG ...]        (at most one config per visible GPU)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RES=${1:?usage: scripts/gpu_sweep.sh RESULTS CONFIG...}; shift; mkdir -p "$RES"
+n=$(python -c "import torch; print(torch.cuda.device_count())")
+[ "$#" -le "$n" ] || { echo "$# configs but $n GPUs" >&2; exit 2; }
+i=0
+for c in "$@"; do
+  name=$(basename "$c" .yaml)
+  CUDA_VISIBLE_DEVICES=$i OUT=runs/cimat/$name bash scripts/cimat.sh "$c" > "$RES/$name.log" 2>&1 &
+  i=$((i + 1))
+done
+wait
+for c in "$@"; do
+  name=$(basename "$c" .yaml); d=runs/cimat/$name
+  grep -v "it/s" "$RES/$name.log" > "$d/pipeline.log"; rm "$RES/$name.log"
+  tar czf "$RES/$name.tar.gz" --exclude='*.safetensors' --exclude='*.pt' --exclude='export' "$d"
+  echo "== $name"; grep -E "^  dice|^test:|^val:|best|time-limit|finished|stopped|Error|error" "$d/pipeline.log" | tail -12
+done
