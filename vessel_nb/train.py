@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no arguments: the tiny preset on the embedded sample data (a few minutes on 2 CPU cores).",
         argument_default=argparse.SUPPRESS)
     p.add_argument("--config", default="tiny", metavar="PRESET|YAML",
-                   help="model preset (tiny, internvl3-1b, internvl3-2b, internvl3-8b) or a YAML file of the fields below (default: tiny)")
+                   help="model preset (tiny, scratch-t, scratch-s, internvl3-1b, internvl3-2b, internvl3-8b) or a YAML file of the fields below (default: tiny)")
     docs = _field_docs()
     for f in fields(TrainConfig):
         if f.name == "preset": continue
