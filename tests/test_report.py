@@ -52,4 +52,5 @@ def test_report_on_a_run_in_progress(tmp_path):
                     "-p", "eval_dir", str(tmp_path/"none")], cwd=ROOT, check=True, capture_output=True, env=ENV)
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in json.loads(nb.read_text())["cells"] for o in c.get("outputs", []))
     assert "4 / 8 iterations (50.0%)" in text and "ETA" in text and "--resume" in text
+    assert "stopped by --stop-at after iteration 4" in text and "running" not in text   # provenance says how it ended
     assert "No test evaluation yet" in text

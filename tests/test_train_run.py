@@ -159,6 +159,8 @@ def test_time_limit_stops_cleanly_and_resumes(tmp_path, capsys):
     assert 1 <= run.it < 400 and [c.name for c in checkpoints(work)] == [f"iter_{run.it}"]
     assert read_jsonl(work/"val_log.jsonl")[-1]["iter"] == run.it      # the stop point is validated
     assert "time-limit" in capsys.readouterr().out
+    end = json.loads((work/"provenance.json").read_text())["sessions"][-1]
+    assert (end["last_iter"], end["ended_by"]) == (run.it, "--time-limit") and end["ended"]
     done = train(cfg(work, max_iters=400, save_every=1000, eval_every=1000, resume=True, stop_at=run.it + 2))
     assert done.it == run.it + 2
 

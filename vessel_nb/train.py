@@ -14,7 +14,8 @@ __all__ = ['PRESET_DEFAULTS', 'OPERATIONAL', 'LOSS_KEYS', 'RUN_FILES', 'WRAP_SUF
            'find_resume', 'init_work_dir', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report', 'oom_message',
            'make_optimizer', 'to_device', 'Run', 'enable_gradient_checkpointing', 'upcast_trainable', 'setup',
            'trainable_state', 'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume', 'restore',
-           'epoch_batches', 'train_step', 'log_train', 'validate', 'out_of_time', 'fit', 'provenance', 'train', 'main']
+           'epoch_batches', 'train_step', 'log_train', 'validate', 'out_of_time', 'fit', 'provenance', 'end_session',
+           'train', 'main']
 
 # %% ../nbs/02_train.ipynb #d35ed1d6
 import argparse, datetime, importlib.metadata, json, math, os, platform, random, shutil, subprocess, sys, time
@@ -729,6 +730,15 @@ def provenance(cfg:TrainConfig, parts:Parts, plan:Plan, acc) -> dict:
                              devices=dev, mixed_precision=str(acc.mixed_precision), resume=cfg.resume))
 
 # %% ../nbs/02_train.ipynb #b262da0a
+def end_session(run:Run, stop:int):
+    "Record in `provenance.json` how this session ended: its last iteration and what stopped it."
+    if not run.main: return
+    p = run.work/"provenance.json"; prov = json.loads(p.read_text())
+    why = "finished" if stop >= run.plan.max_iters else "--stop-at" if stop == run.cfg.stop_at else "--time-limit"
+    prov["sessions"][-1] |= dict(ended=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), last_iter=stop, ended_by=why)
+    write_json(p, prov, indent=1)
+
+# %% ../nbs/02_train.ipynb #9add481d
 def train(cfg:TrainConfig, parts:Parts|None=None) -> Run:
     "Run (or resume) the training run `cfg` describes, on every process of `accelerate launch`."
     from accelerate.utils import set_seed
@@ -754,6 +764,7 @@ def train(cfg:TrainConfig, parts:Parts|None=None) -> Run:
     try: fit(run)
     except torch.OutOfMemoryError as e: raise TrainError(oom_message(cfg, run.it, memory_report())) from e
     stop = run.it or stop   # earlier when --time-limit stopped it
+    end_session(run, stop)
     acc.print(f"{'stopped' if stop < run.plan.max_iters else 'finished'} after iteration {stop} of {run.plan.max_iters}; "
               f"checkpoint {run.work}/iter_{stop}" + (f"; continue with --resume" if stop < run.plan.max_iters else ""))
     return run
