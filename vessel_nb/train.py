@@ -14,8 +14,8 @@ __all__ = ['PRESET_DEFAULTS', 'OPERATIONAL', 'LOSS_KEYS', 'RUN_FILES', 'WRAP_SUF
            'find_resume', 'init_work_dir', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report', 'oom_message',
            'make_optimizer', 'to_device', 'Run', 'enable_gradient_checkpointing', 'upcast_trainable', 'setup',
            'trainable_state', 'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume', 'restore',
-           'epoch_batches', 'train_step', 'log_train', 'validate', 'out_of_time', 'fit', 'provenance', 'end_session',
-           'train', 'main']
+           'EpochIndexed', 'run_batches', 'train_step', 'log_train', 'validate', 'out_of_time', 'fit', 'provenance',
+           'end_session', 'train', 'main']
 
 # %% ../nbs/02_train.ipynb #d35ed1d6
 import argparse, datetime, importlib.metadata, json, math, os, platform, random, shutil, subprocess, sys, time
@@ -614,16 +614,23 @@ def restore(run:Run, state:dict):
     run.start, run.best = state["meta"]["iter"], state["meta"].get("best") or {}
 
 # %% ../nbs/02_train.ipynb #565ffeed
-def epoch_batches(run:Run, epoch:int, step:int=0):
-    "Batches of this process's shard of `epoch`, from `step` on; records the sample indices."
-    p, cfg = run.plan, run.cfg
-    idx = shard_indices(p.n, epoch, run.acc.process_index, p.world, cfg.seed, p.per_rank)[step * cfg.batch_size:]
-    if hasattr(run.parts.train_ds, "set_epoch"): run.parts.train_ds.set_epoch(epoch)   # new augmentation draws
-    dl = torch.utils.data.DataLoader(torch.utils.data.Subset(run.parts.train_ds, idx), batch_size=cfg.batch_size,
-        collate_fn=run.parts.collate, num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
-        generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-    for i, b in enumerate(dl):
-        run.seen.extend(idx[i * cfg.batch_size:(i + 1) * cfg.batch_size])
+class EpochIndexed(torch.utils.data.Dataset):
+    "Dataset `ds` of `n` samples indexed by `epoch * n + i` (sets the epoch of datasets that have `set_epoch`)."
+    def __init__(self, ds, n:int): self.ds, self.n = ds, n
+    def __getitem__(self, j:int):
+        if hasattr(self.ds, "set_epoch"): self.ds.set_epoch(j // self.n)
+        return self.ds[j % self.n]
+
+def run_batches(run:Run, start:int):
+    "Batches of this process's shards from iteration `start` to the end of the plan; records the sample indices."
+    p, cfg, rank = run.plan, run.cfg, run.acc.process_index
+    lists = [[batch_position(it, p)[0] * p.n + i for i in batch_indices(it, p, rank, cfg.seed, cfg.batch_size)]
+             for it in range(start, p.max_iters)]
+    dl = torch.utils.data.DataLoader(EpochIndexed(run.parts.train_ds, p.n), batch_sampler=lists, collate_fn=run.parts.collate,
+        num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(cfg.seed * 100003 + batch_position(start, p)[0]))
+    for js, b in zip(lists, dl):
+        run.seen.extend(j % p.n for j in js)
         yield b
 
 # %% ../nbs/02_train.ipynb #83e9a24c
@@ -693,10 +700,9 @@ def fit(run:Run) -> dict:
     cfg, acc, plan = run.cfg, run.acc, run.plan
     stop = min(cfg.stop_at or plan.max_iters, plan.max_iters)
     bar = tqdm(total=stop, initial=run.start, disable=not run.main, desc="train", unit="it", dynamic_ncols=True)
-    batches, window, rec, t0, t_start = None, [], {}, time.perf_counter(), time.time()
+    batches, window, rec, t0, t_start = run_batches(run, run.start), [], {}, time.perf_counter(), time.time()
     for it in range(run.start, stop):
-        run.it, (epoch, step) = it + 1, batch_position(it, plan)
-        if batches is None or step == 0: batches = epoch_batches(run, epoch, step)
+        run.it = it + 1
         out = train_step(run, it, to_device(next(batches), acc.device))
         window.append(torch.stack([out[k].detach().float() for k in LOSS_KEYS]))
         n, val, timed_out = it + 1, None, out_of_time(run, t_start, it + 1)
