@@ -623,13 +623,17 @@ class EpochIndexed(torch.utils.data.Dataset):
 
 def run_batches(run:Run, start:int):
     "Batches of this process's shards from iteration `start` to the end of the plan; records the sample indices."
-    p, cfg, rank = run.plan, run.cfg, run.acc.process_index
-    lists = [[batch_position(it, p)[0] * p.n + i for i in batch_indices(it, p, rank, cfg.seed, cfg.batch_size)]
-             for it in range(start, p.max_iters)]
-    dl = torch.utils.data.DataLoader(EpochIndexed(run.parts.train_ds, p.n), batch_sampler=lists, collate_fn=run.parts.collate,
+    p, cfg, rank, bs = run.plan, run.cfg, run.acc.process_index, run.cfg.batch_size
+    def lists():   # `EpochIndexed` indices of each iteration's batch; one shard permutation per epoch
+        shard, cur = None, -1
+        for it in range(start, p.max_iters):
+            e, st = batch_position(it, p)
+            if e != cur: shard, cur = shard_indices(p.n, e, rank, p.world, cfg.seed, p.per_rank), e
+            yield [e * p.n + i for i in shard[st * bs:(st + 1) * bs]]
+    dl = torch.utils.data.DataLoader(EpochIndexed(run.parts.train_ds, p.n), batch_sampler=lists(), collate_fn=run.parts.collate,
         num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(cfg.seed * 100003 + batch_position(start, p)[0]))
-    for js, b in zip(lists, dl):
+    for js, b in zip(lists(), dl):
         run.seen.extend(j % p.n for j in js)
         yield b
 
