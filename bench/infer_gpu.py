@@ -1,6 +1,7 @@
 """Inference benchmark: one 512² frame end to end and batched frames/s, with a per-stage breakdown.
 
     python bench/infer_gpu.py --preset internvl3-8b --batches 1 8 16 32   # on a GPU (random weights)
+    python bench/infer_gpu.py --preset internvl3-8b --batches 1 32 --forced   # fixed answer, no decoding loop
     python bench/infer_gpu.py --preset tiny --batches 1 2 --reps 2        # CPU smoke run
 
 Random weights never generate `[SEG]` by themselves, so the benchmark decodes a fixed number of tokens (`--decode`,
@@ -9,7 +10,7 @@ Prints a markdown table; `--json FILE` also writes the numbers."""
 import argparse, json, platform, statistics, time
 import numpy as np, torch
 import torch.nn.functional as F
-from vessel_nb.model import build_model, get_config, merge_for_inference, VesselPredictor, greedy_generate, sam_features, decode_masks, token_id, CHAT_TOKENS
+from vessel_nb.model import build_model, get_config, merge_for_inference, VesselPredictor, greedy_generate, forced_answer, sam_features, decode_masks, token_id, CHAT_TOKENS
 from vessel_nb.dataset import internvl_tiles, sam_image
 
 def sync(dev):
@@ -27,7 +28,7 @@ def frames(n, size, seed=0):
     g = np.random.default_rng(seed)
     return [np.repeat(g.integers(0, 255, (size, size, 1), dtype=np.uint8), 3, 2) for _ in range(n)]
 
-def stages(pred, imgs, decode, dev, reps):
+def stages(pred, imgs, decode, dev, reps, forced=False):
     "Seconds per stage for a batch of images: tiling, vision, prefill, decode, SAM2 encoder, decoder, end to end."
     m, core = pred.model, pred.model.core
     r = {}
@@ -36,7 +37,8 @@ def stages(pred, imgs, decode, dev, reps):
         r["vision"], _ = timed(lambda: core.model.get_image_features(pixel_values=x["pixel_values"]), dev, reps)
         r["prefill"], _ = timed(lambda: core.model(input_ids=x["input_ids"], attention_mask=x["attention_mask"],
                                                    pixel_values=x["pixel_values"], use_cache=True), dev, reps)
-        gen = lambda k: greedy_generate(core, x["input_ids"], x["attention_mask"], x["pixel_values"], k, [-1], m.tokenizer.pad_token_id)
+        gen = lambda k: (forced_answer(core, x["input_ids"], x["attention_mask"], x["pixel_values"], torch.full((k,), m.seg_id, device=dev))
+                         if forced else greedy_generate(core, x["input_ids"], x["attention_mask"], x["pixel_values"], k, [-1], m.tokenizer.pad_token_id))
         t_gen, (ids, hs) = timed(lambda: gen(decode), dev, reps)
         r["decode"] = max(t_gen - r["prefill"], 0.0)
         r["sam_encoder"], (emb, high) = timed(lambda: sam_features(m.sam, x["sam_images"]), dev, reps)
@@ -59,6 +61,8 @@ def main():
     p.add_argument("--size", type=int, default=512); p.add_argument("--decode", type=int, default=6)
     p.add_argument("--reps", type=int, default=5); p.add_argument("--json", default="")
     p.add_argument("--no-merge", action="store_true", help="keep the LoRA adapters unmerged (the training model) instead of the exported form")
+    p.add_argument("--forced", action="store_true", help="a fixed answer of --decode tokens in one pass (VesselPredictor(answer=...)): "
+                   "the 'decode' column is then that pass minus the prefill")
     a = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.time(); model = build_model(get_config(a.preset), random_weights=a.preset != "tiny", device=dev)
@@ -67,7 +71,7 @@ def main():
     pred = VesselPredictor(model)
     rows = []
     for b in a.batches:
-        try: r = stages(pred, frames(b, a.size), a.decode, dev, a.reps)
+        try: r = stages(pred, frames(b, a.size), a.decode, dev, a.reps, a.forced)
         except torch.OutOfMemoryError: print(f"batch {b}: out of memory"); break
         r.update(batch=b, frames_per_s=b / r["end_to_end"], peak_gib=torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan"))
         rows.append(r)
@@ -76,7 +80,7 @@ def main():
     print("|---" * (len(keys) + 3) + "|")
     for r in rows:
         print(f"| {r['batch']} | " + " | ".join(f"{1000*r[k]:.1f}" for k in keys) + f" | {r['frames_per_s']:.1f} | {r['peak_gib']:.1f} |")
-    env = dict(merged=not a.no_merge, torch=torch.__version__, device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", preset=a.preset)
+    env = dict(merged=not a.no_merge, forced_answer=a.forced, torch=torch.__version__, device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", preset=a.preset)
     print(f"\n{env}")
     if a.json: json.dump(dict(env=env, rows=rows), open(a.json, "w"), indent=1)
 

@@ -62,3 +62,15 @@ def test_exported_model(setup, capsys):
     assert rc == 0, err
     m = json.loads((d/"o4"/"metrics.json").read_text())
     assert m["model"]["kind"] == "exported" and m["leakage"] == "unknown"  # a bare save_pretrained carries no data provenance
+
+
+def test_fixed_answer(setup, capsys):
+    "--answer scores a fixed answer in one pass: every image gets a mask (a random model rarely generates [SEG])."
+    d = setup
+    rc, out, err = run(capsys, "--model", d/"export", "--data", d/"data", "--out", d/"o5", "--threshold", "0.5", "--no-cldice",
+                       "--answer", "Sure, [SEG].")
+    assert rc == 0, err
+    m = json.loads((d/"o5"/"metrics.json").read_text())
+    assert m["answer"] == "Sure, [SEG]." and m["no_seg"] == 0
+    rc, out, err = run(capsys, "--model", d/"export", "--data", d/"data", "--out", d/"o6", "--answer", "Sure.")
+    assert rc == 2 and "has no [SEG]" in err and not (d/"o6").exists()

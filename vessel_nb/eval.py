@@ -8,6 +8,7 @@ Docs: https://vessel-nb.github.io/vessel_nb/eval.html.md"""
 from __future__ import annotations
 import argparse, csv, io, json, math, os, sys, time
 from dataclasses import dataclass, asdict, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -505,7 +506,8 @@ def load_checkpoint_model(ckpt:str|Path, device=None):
 # %% ../nbs/04_eval.ipynb #6e264f91
 def load_eval_model(spec:str, # "frangi", an exported model folder or a checkpoint folder WORK/iter_N
                     data:str|Path|None=None, # data folder (the baseline is fitted on its training split)
-                    prompt:str=DEFAULT_PROMPT, device=None, progress:bool=False):
+                    prompt:str=DEFAULT_PROMPT, device=None, progress:bool=False,
+                    answer:str|None=None): # neural models: a fixed answer with [SEG] instead of decoding one
     "`(model, provenance)` for the CLI's `--model`; every model has `predict_proba(image)`."
     if spec == "frangi":
         train = EvalSplit(data, "train")
@@ -522,7 +524,7 @@ def load_eval_model(spec:str, # "frangi", an exported model folder or a checkpoi
         exp = _json(path/"export.json") if (path/"export.json").is_file() else {}
         src = exp.get("source") or {}   # the training checkpoint's data provenance, carried by `convert export`
         prov = {**exp, "kind": "exported", "path": str(path.resolve()), **{k: src[k] for k in ("data_fingerprint", "split_fingerprints") if src.get(k)}}
-    return ProbaModel(vm.VesselPredictor(model, threshold=0.5), prompt), prov
+    return ProbaModel(vm.VesselPredictor(model, threshold=0.5, answer=answer), prompt), prov
 
 # %% ../nbs/04_eval.ipynb #53565248
 def images_fingerprint(names:list[str]) -> str:
@@ -566,6 +568,7 @@ class EvalConfig:
     allow_train_split:bool = False  # evaluate although the model trained on these images (recorded in metrics.json)
     batch_size:int = 4              # images per inference batch
     prompt:str = DEFAULT_PROMPT     # text prompt of the neural model
+    answer:str|None = None          # a fixed answer with [SEG] (e.g. "Sure, [SEG]."): one forward pass, no decoding
     empty:str = "nan"               # empty-mask policy: nan, one, zero
     cldice:bool = True              # compute clDice (skeletons)
     n_bins:int = 100                # threshold grid: 0, 1/n, ..., 1
@@ -660,7 +663,8 @@ def result_record(cfg:EvalConfig, root:Path, split:EvalSplit, met:SegMetrics, ch
                 threshold_criterion=choice.criterion, threshold_score=choice.score, split=cfg.split,
                 split_fingerprint=images_fingerprint(split.images), model=public_provenance(prov), model_spec=cfg.model,
                 data=str(root.resolve()), data_fingerprint=data_fingerprint(root), **leak, no_seg=getattr(model, "no_seg", 0),
-                prompt=cfg.prompt if isinstance(model, ProbaModel) else None, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                prompt=cfg.prompt if isinstance(model, ProbaModel) else None,
+                answer=cfg.answer if isinstance(model, ProbaModel) else None, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 def write_outputs(folder:Path, res:dict, met:SegMetrics, curve:ThresholdCurve|None):
     "metrics.json, per_image.csv, per_video.csv, threshold_curve.csv."
@@ -677,7 +681,7 @@ def evaluate(cfg:EvalConfig) -> dict:
     split = EvalSplit(root, cfg.split, cfg.real_names)
     if not len(split): raise DataError(f"{root}: the {cfg.split!r} split is empty; nothing to evaluate")
     with staged(out, cfg.overwrite, OUT_HINT) as tmp:
-        model, prov = load_eval_model(cfg.model, root, cfg.prompt, cfg.device)
+        model, prov = load_eval_model(cfg.model, root, cfg.prompt, cfg.device, answer=cfg.answer)
         leak = check_leakage(prov, data_fingerprint(root), cfg.split, split.images, cfg.allow_train_split)
         choice, curve = pick_threshold(model, cfg, root)
         met, _ = run_split(model, split, choice.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size, progress=cfg.progress,
@@ -711,7 +715,7 @@ def evaluate_checkpoints(cfg:EvalConfig, loader=None) -> list[dict]:
     rows = []
     with staged(out, cfg.overwrite, OUT_HINT) as tmp:
         for ck in cks:
-            model, prov = (loader or load_eval_model)(str(ck), root, cfg.prompt, cfg.device)
+            model, prov = (loader or partial(load_eval_model, answer=cfg.answer))(str(ck), root, cfg.prompt, cfg.device)
             leak = check_leakage(prov, fp, "val", split.images, cfg.allow_train_split)
             met, _ = run_split(model, split, thr.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size, progress=cfg.progress, desc=ck.name)
             a = met.aggregate()

@@ -26,9 +26,9 @@ __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG
            'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features', 'decode_masks', 'dice_loss', 'mask_losses',
            'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'keep_input_dtype', 'default_device',
            'compute_dtype', 'load_tokenizer', 'build_vlm', 'build_model', 'expand_image', 'Collator', 'fake_sample',
-           'overfit', 'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'VesselPredictor', 'preprocess',
-           'to_dev', 'merged_vlm', 'plain_state_dict', 'save_pretrained', 'read_weights', 'load', 'merge_for_inference',
-           'compile_frozen']
+           'overfit', 'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'forced_answer', 'VesselPredictor',
+           'preprocess', 'to_dev', 'merged_vlm', 'plain_state_dict', 'save_pretrained', 'read_weights', 'load',
+           'merge_for_inference', 'compile_frozen']
 
 # %% ../nbs/01_model.ipynb #ea27e6d7
 GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
@@ -638,13 +638,32 @@ def greedy_generate(core, input_ids:torch.Tensor, # (B, L) left-padded prompt
         nxt = core.lm_head(hs[-1]).argmax(-1)
     return torch.stack(toks, 1), torch.stack(hs, 1)
 
+@torch.no_grad()
+def forced_answer(core, input_ids:torch.Tensor, # (B, L) left-padded prompt
+                  attention_mask:torch.Tensor,  # (B, L)
+                  pixel_values:torch.Tensor,    # (ΣT, 3, t, t)
+                  answer_ids:torch.Tensor       # (n,) token ids of a fixed answer
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    "`greedy_generate`'s outputs for a given answer, from one forward pass: ids `(B, n)` and states `(B, n, H)`."
+    B, n = input_ids.shape[0], len(answer_ids)
+    ans = answer_ids[None].expand(B, n)
+    ids, mask = torch.cat([input_ids, ans], 1), torch.cat([attention_mask, torch.ones_like(ans)], 1)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    h = core.model(input_ids=ids, attention_mask=mask, position_ids=pos, pixel_values=pixel_values, use_cache=False).last_hidden_state
+    return ans, h[:, -n:]       # the state of the step whose input is each answer token, as in greedy_generate
+
 # %% ../nbs/01_model.ipynb #00a383d0
 class VesselPredictor:
     "Text-prompted vessel segmentation with a `VesselSa2VA`: text, probability map and mask per image."
-    def __init__(self, model:VesselSa2VA, threshold:float=0.5, max_new_tokens:int|None=None):
+    def __init__(self, model:VesselSa2VA, threshold:float=0.5, max_new_tokens:int|None=None,
+                 answer:str|None=None): # a fixed answer, e.g. "Sure, [SEG].": one forward pass, no decoding loop
         self.model, self.threshold = model.eval(), threshold
         self.max_new_tokens = max_new_tokens or model.cfg.max_new_tokens
         self.collator = Collator(model.tokenizer, model.cfg)
+        if answer is not None and SEG_TOKEN not in answer: raise ValueError(f"answer {answer!r} has no {SEG_TOKEN}: nothing to segment with")
+        self.answer = answer
+        self.answer_ids = None if answer is None else torch.tensor(   # tokenized as in training: the chat's answer segment
+            self.collator.encode([(model.cfg.data.chat_answer.format(answer=answer), True)], 0)[0], device=model.device)
 
     def prompt_ids(self, prompt:str, n_tiles:int) -> list:
         "Token ids of the one-turn chat for `prompt`, ending where the assistant answer starts."
@@ -696,8 +715,9 @@ def predict_batch(self:VesselPredictor, images:list, prompts:list|str="Please se
     prompts = [prompts] * len(imgs) if isinstance(prompts, str) else list(prompts)
     x = self._inputs(imgs, prompts)
     with m.autocast():
-        gen, hs = greedy_generate(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.max_new_tokens,
-                                  [token_id(tok, CHAT_TOKENS[1])], tok.pad_token_id)
+        if self.answer is not None: gen, hs = forced_answer(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.answer_ids)
+        else: gen, hs = greedy_generate(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.max_new_tokens,
+                                        [token_id(tok, CHAT_TOKENS[1])], tok.pad_token_id)
         n = [self._answer(g) for g in gen]
         is_seg = torch.stack([(g == m.seg_id) & (torch.arange(len(g), device=g.device) < k) for g, k in zip(gen, n)])  # (B, n)
         logits = None
