@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Run scripts/cimat.sh for several configs at once, one GPU each, and pack what each run produced (report, evaluations,
 # logs, checkpoint metadata; no weights) into RESULTS/NAME.tar.gz.
-#   bash scripts/gpu_sweep.sh RESULTS CONFIG [CONFIG ...]        (at most one config per visible GPU)
+#   bash scripts/gpu_sweep.sh RESULTS CONFIG [CONFIG ...]        (at most one config per visible GPU; paths from the repo root)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RES=${1:?usage: scripts/gpu_sweep.sh RESULTS CONFIG...}; shift; mkdir -p "$RES"
 n=$(python -c "import torch; print(torch.cuda.device_count())")
 [ "$#" -le "$n" ] || { echo "$# configs but $n GPUs" >&2; exit 2; }
-i=0
+PREPARE_ONLY=1 bash scripts/cimat.sh || exit $?    # import and split once, before the parallel runs
+i=0; pids=()
 for c in "$@"; do
   name=$(basename "$c" .yaml)
-  CUDA_VISIBLE_DEVICES=$i OUT=runs/cimat/$name bash scripts/cimat.sh "$c" > "$RES/$name.log" 2>&1 &
+  CUDA_VISIBLE_DEVICES=$i OUT=runs/cimat/$name bash scripts/cimat.sh "$c" > "$RES/$name.log" 2>&1 & pids+=($!)
   i=$((i + 1))
 done
-wait
+rcs=(); for p in "${pids[@]}"; do wait "$p"; rcs+=($?); done
+i=0; fail=0
 for c in "$@"; do
-  name=$(basename "$c" .yaml); d=runs/cimat/$name
-  grep -v "it/s" "$RES/$name.log" > "$d/pipeline.log"; rm "$RES/$name.log"
+  name=$(basename "$c" .yaml); d=runs/cimat/$name; mkdir -p "$d"
+  grep -v "it/s" "$RES/$name.log" > "$d/pipeline.log" && rm "$RES/$name.log"
   tar czf "$RES/$name.tar.gz" --exclude='*.safetensors' --exclude='*.pt' --exclude='export' "$d"
-  echo "== $name"; grep -E "^  dice|^test:|^val:|best|time-limit|finished|stopped|Error|error" "$d/pipeline.log" | tail -12
+  echo "== $name: exit ${rcs[$i]}"; grep -E "^  dice|^test:|^val:|best|time-limit|finished|stopped|Error|error" "$d/pipeline.log" | tail -12
+  [ "${rcs[$i]}" = 0 ] || fail=1; i=$((i + 1))
 done
+exit $fail

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONWARNINGS=ignore
 DATA=${DATA:-data/sample}
 OUT=${OUT:-runs/main}
-TRAIN_ARGS=${TRAIN_ARGS:---max-iters 1500 --save-every 300}   # the tiny preset: ~2 min on 2 cores
+TRAIN_ARGS=${TRAIN_ARGS:---max-iters 1500 --save-every 300}   # the tiny preset: ~2 min on 2 cores; split on spaces
 LAUNCH_ARGS=${LAUNCH_ARGS:---num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no}
 TITLE=${TITLE:-vessel_nb main job (tiny preset, embedded sample)}
 start=$(date +%s)
@@ -37,7 +37,7 @@ python -m vessel_nb.eval --model frangi --data "$DATA" --split test --out "$OUT/
 
 step "render the report"
 papermill -k python3 --log-level WARNING nbs/report.ipynb "$OUT/report.ipynb" \
-    -p work_dir "$OUT/train" -p eval_dir "$OUT/eval" -p data_dir "$PWD/$DATA" -p title "$TITLE"
+    -p work_dir "$OUT/train" -p eval_dir "$OUT/eval" -p data_dir "$(cd "$DATA" && pwd)" -p title "$TITLE"
 jupyter nbconvert --to html --no-input --embed-images --log-level WARN "$OUT/report.ipynb"
 step "done"
 echo "report: $OUT/report.html"

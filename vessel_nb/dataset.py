@@ -534,7 +534,7 @@ def _deal(groups:dict, want:dict, seed:int, assign:dict) -> dict:
     return assign
 
 def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str="video",
-               test_glob:str|None=None) -> dict:  # images matching this pattern form the test split (then `test` must be 0)
+               test_glob:str|None=None) -> dict:  # images matching this pattern (with their whole video) form the test split; `test` must be 0
     "Assign whole videos to train/val/test, write `splits.json` beside `annotations.json`, return it."
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise DataError(f"--val {val} --test {test}: fractions must be in [0, 1) and sum below 1")
@@ -542,8 +542,8 @@ def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str=
     names = sorted({e["image"] for e in load_annotations(root) if isinstance(e, dict) and isinstance(e.get("image"), str)})
     groups = split_groups(names, by)
     fixed = {g: "test" for g, ns in groups.items() if test_glob and any(fnmatch.fnmatchcase(n, test_glob) for n in ns)}
-    if test_glob and not fixed: raise DataError(f"{root}: no image name matches --test-glob {test_glob!r} (e.g. {names[0]!r})")
-    if len(fixed) == len(groups): raise DataError(f"--test-glob {test_glob!r} matches every image; nothing is left to train on")
+    if test_glob and not fixed: raise DataError(f"{root}: no image name matches --test-glob {test_glob!r}" + (f" (e.g. {names[0]!r})" if names else ""))
+    if test_glob and len(fixed) == len(groups): raise DataError(f"--test-glob {test_glob!r} matches every image; nothing is left to train on")
     rest = sum(len(groups[g]) for g in groups if g not in fixed)
     assign = _deal(groups, {"test": test * len(names), "val": val * rest if test_glob else val * len(names)}, seed, fixed)
     out = {"seed": seed, "val": val, "test": test, "by": by, **({"test_glob": test_glob} if test_glob else {}),
@@ -1134,7 +1134,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--examples", type=int, default=3, help="examples shown per problem type")
     c.add_argument("--real-names", action="store_true", help="show real file names (they may hold patient names)")
     s = sub.add_parser("split", help="assign whole videos to train/val/test; writes splits.json")
-    s.add_argument("dir"); s.add_argument("--val", type=float, default=0.2); s.add_argument("--test", type=float, default=0.2)
+    s.add_argument("dir"); s.add_argument("--val", type=float, default=0.2); s.add_argument("--test", type=float, default=None, help="fraction of the images (default 0.2; 0 with --test-glob)")
     s.add_argument("--seed", type=int, default=0); s.add_argument("--by", choices=["video", "patient"], default="video")
     s.add_argument("--test-glob", help="images whose name matches this pattern are the test split (a published split); --val is then a fraction of the rest")
     i = sub.add_parser("import", help="convert masks / COCO / LabelMe to annotations.json")
@@ -1176,7 +1176,8 @@ def main(argv:list[str]|None=None) -> int:
         if a.cmd == "check": return _cmd_check(a)
         if a.cmd == "import": return _cmd_import(a)
         if a.cmd == "split":
-            sp = split_data(a.dir, a.val, 0 if a.test_glob else a.test, a.seed, a.by, a.test_glob)
+            if a.test is None: a.test = 0 if a.test_glob else 0.2
+            sp = split_data(a.dir, a.val, a.test, a.seed, a.by, a.test_glob)
             print(f"wrote {ann_path(a.dir).parent/'splits.json'}: " + ", ".join(f"{s} {len(sp[s])} images" for s in SPLITS))
         if a.cmd == "synth": print(f"wrote {len(synth(a.out, a.videos, a.frames, a.size, a.seed))} frames to {a.out}")
         if a.cmd == "stats": s = stats(a.dir); print(json.dumps(s, indent=1) if a.json else format_stats(s))

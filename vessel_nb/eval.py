@@ -494,7 +494,7 @@ def load_checkpoint_model(ckpt:str|Path, device=None):
     from safetensors.torch import load_file
     ckpt = Path(ckpt); meta = _json(ckpt/"meta.json"); tc = meta.get("config", {})
     if "preset" not in tc: raise DataError(f"{ckpt/'meta.json'}: no config.preset; not a vessel_nb training checkpoint")
-    mc = vm.ModelConfig(**meta["model_config"]) if meta.get("model_config") else vm.get_config(tc["preset"])  # overrides kept
+    mc = vm.get_config(tc["preset"], **(tc.get("model") or {}))   # this machine's weight paths, the run's overrides
     model = vm.build_model(mc, random_weights=tc.get("random_weights", False), device=device)
     try: model.check_identity(meta.get("identity") or {}, str(ckpt))
     except ValueError as e: raise DataError(f"{e}; set the same base weights in settings.ini") from None

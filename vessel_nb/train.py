@@ -710,7 +710,7 @@ def fit(run:Run) -> dict:
         out = train_step(run, it, to_device(next(batches), acc.device))
         window.append(torch.stack([out[k].detach().float() for k in LOSS_KEYS]))
         n, val, timed_out = it + 1, None, out_of_time(run, t_start, it + 1)
-        do_eval = bool(cfg.eval_every) and (n % cfg.eval_every == 0 or n == plan.max_iters or timed_out)  # not at --stop-at: same logs as one run
+        do_eval = bool(cfg.eval_every) and (n % cfg.eval_every == 0 or n == plan.max_iters or timed_out)  # not at --stop-at (same logs as one run); at --time-limit, yes
         do_save = n % cfg.save_every == 0 or n == stop or timed_out
         logged = n % cfg.log_every == 0 or do_eval or do_save
         if logged:
