@@ -101,14 +101,14 @@ PRESETS = {
     "internvl3-8b": dict(hidden_size=3584, text=_qwen2(3584, 28, 28, 4, 18944, False), vision=INTERNVIT_300M),
 }
 
-def _scratch(sam2:str, sam_size:int=1024) -> dict:
+def _scratch(sam2:str) -> dict:
     "A preset trained from scratch: a small random InternVL (one 224² tile = 64 tokens) and a full-size random SAM2."
     return dict(llm="tiny", hidden_size=256, sam2=sam2, train=TINY_TRAIN,
                 text=dict(model_type="qwen2", hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                           intermediate_size=512, max_position_embeddings=2048, tie_word_embeddings=False),
                 vision=dict(hidden_size=192, num_hidden_layers=2, num_attention_heads=3, intermediate_size=384,
                             image_size=[224, 224], patch_size=[14, 14]),
-                data=dict(tile_size=224, patch_size=14, max_tiles=4, sam_size=sam_size, mask_size=sam_size))
+                data=dict(tile_size=224, patch_size=14, max_tiles=4, sam_size=1024, mask_size=1024))
 
 PRESETS.update({"scratch-t": _scratch("sam2.1_hiera_t"), "scratch-s": _scratch("sam2.1_hiera_s")})
 

@@ -18,7 +18,7 @@ __all__ = ['PRESET_DEFAULTS', 'OPERATIONAL', 'LOSS_KEYS', 'RUN_FILES', 'WRAP_SUF
            'end_session', 'train', 'main']
 
 # %% ../nbs/02_train.ipynb #d35ed1d6
-import argparse, datetime, importlib.metadata, json, math, os, platform, random, shutil, subprocess, sys, time
+import argparse, datetime, functools, importlib.metadata, json, math, os, platform, random, shutil, subprocess, sys, time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -239,10 +239,13 @@ def batch_position(it:int, plan:Plan) -> tuple[int, int]:
     "`(epoch, step within epoch)` of iteration `it` (0-based)."
     return divmod(it, plan.iters_per_epoch)
 
+@functools.lru_cache(maxsize=4)
+def _shard(*args) -> tuple: return tuple(shard_indices(*args))   # one permutation per epoch, not per batch
+
 def batch_indices(it:int, plan:Plan, rank:int, seed:int, batch_size:int) -> list[int]:
     "Sample indices of iteration `it` on process `rank`."
     e, s = batch_position(it, plan)
-    return shard_indices(plan.n, e, rank, plan.world, seed, plan.per_rank)[s * batch_size:(s + 1) * batch_size]
+    return list(_shard(plan.n, e, rank, plan.world, seed, plan.per_rank)[s * batch_size:(s + 1) * batch_size])
 
 # %% ../nbs/02_train.ipynb #04e08293
 def append_jsonl(path:Path, rec:dict):
@@ -623,13 +626,10 @@ class EpochIndexed(torch.utils.data.Dataset):
 
 def run_batches(run:Run, start:int):
     "Batches of this process's shards from iteration `start` to the end of the plan; records the sample indices."
-    p, cfg, rank, bs = run.plan, run.cfg, run.acc.process_index, run.cfg.batch_size
-    def lists():   # `EpochIndexed` indices of each iteration's batch; one shard permutation per epoch
-        shard, cur = None, -1
+    p, cfg, rank = run.plan, run.cfg, run.acc.process_index
+    def lists():   # `EpochIndexed` indices of each iteration's batch
         for it in range(start, p.max_iters):
-            e, st = batch_position(it, p)
-            if e != cur: shard, cur = shard_indices(p.n, e, rank, p.world, cfg.seed, p.per_rank), e
-            yield [e * p.n + i for i in shard[st * bs:(st + 1) * bs]]
+            yield [batch_position(it, p)[0] * p.n + i for i in batch_indices(it, p, rank, cfg.seed, cfg.batch_size)]
     dl = torch.utils.data.DataLoader(EpochIndexed(run.parts.train_ds, p.n), batch_sampler=lists(), collate_fn=run.parts.collate,
         num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(cfg.seed * 100003 + batch_position(start, p)[0]))
@@ -696,7 +696,7 @@ def out_of_time(run:Run, t_start:float, n:int) -> bool:
     if not run.cfg.time_limit or n % run.cfg.grad_accum: return False
     from accelerate.utils import broadcast
     over = torch.tensor([time.time() - t_start > run.cfg.time_limit * 60], dtype=torch.float32, device=run.acc.device)
-    return bool(broadcast(over, 0).item()) if run.acc.num_processes > 1 else bool(over.item())
+    return bool(broadcast(over, 0).item())   # a no-op on one process
 
 # %% ../nbs/02_train.ipynb #526403bd
 def fit(run:Run) -> dict:
