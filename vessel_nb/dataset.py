@@ -19,12 +19,14 @@ from fastcore.basics import patch
 from fastcore.imports import in_notebook
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'FAKE_NAMES', 'PROBLEMS', 'COMMON_SIDES', 'MASK_SUFFIXES',
-           'DataError', 'settings_path', 'site_settings', 'setting', 'ann_path', 'load_annotations', 'image_path',
-           'as_polygons', 'rasterize', 'entry_objects', 'entry_mask', 'video_id', 'patient_id', 'frame_number',
-           'pseudonym', 'display_name', 'load_splits', 'load_split', 'data_fingerprint', 'split_fingerprints',
-           'DataConfig', 'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments',
-           'write_text', 'write_json', 'write_image', 'staged', 'vessel_tree', 'branch_polygon', 'render_frame',
+__all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'OUTPUT_MARKER', 'TRAINING_SET_FILE', 'CHECKSUMS_FILE',
+           'FAKE_NAMES', 'PROBLEMS', 'COMMON_SIDES', 'MASK_SUFFIXES', 'DataError', 'settings_path', 'site_settings',
+           'setting', 'ann_path', 'load_annotations', 'image_path', 'as_polygons', 'rasterize', 'entry_objects',
+           'entry_mask', 'video_id', 'patient_id', 'frame_number', 'pseudonym', 'display_name', 'load_splits',
+           'load_split', 'names_salt', 'dataset_salt', 'data_fingerprint', 'split_fingerprints', 'DataConfig',
+           'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments', 'write_text',
+           'write_json', 'write_image', 'check_output', 'staged', 'name_digest', 'image_digest', 'training_set',
+           'set_overlap', 'write_checksums', 'verify_checksums', 'vessel_tree', 'branch_polygon', 'render_frame',
            'synth_video', 'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas',
            'CheckReport', 'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs',
            'write_data', 'import_masks', 'import_coco', 'import_labelme', 'usable_entries', 'stats', 'format_stats',
@@ -194,15 +196,15 @@ def frame_number(name:str) -> str|None:
     return m.group(1) if m else None
 
 # %% ../nbs/00_dataset.ipynb #b8a15205
-def pseudonym(name:str) -> str:
-    "Stable pseudonym of a file's video, e.g. `video-3f2a` (same for every frame of the video)."
-    return "video-" + hashlib.sha256(video_id(name).encode()).hexdigest()[:4]
+def pseudonym(name:str, salt:str="") -> str:
+    "Stable pseudonym of a file's video, e.g. `video-3f2a9c01b7de` (same for every frame of the video)."
+    return "video-" + hashlib.sha256((salt + video_id(name)).encode()).hexdigest()[:12]
 
-def display_name(name:str, real:bool=False) -> str:
+def display_name(name:str, real:bool=False, salt:str="") -> str:
     "What logs and figures show for an image: its pseudonym and frame number, or the real name on request."
     if real: return name
     f = frame_number(name)
-    return pseudonym(name) + (f"_frame_{f}" if f else "")
+    return pseudonym(name, salt) + (f"_frame_{f}" if f else "")
 
 # %% ../nbs/00_dataset.ipynb #d9233876
 SPLITS = ("train", "val", "test")
@@ -219,6 +221,20 @@ def load_split(root:str|Path, split:str) -> list[str]:
     if split == "all": return [e["image"] for e in load_annotations(root) if isinstance(e, dict) and isinstance(e.get("image"), str)]
     if split not in SPLITS: raise DataError(f"unknown split {split!r}; use one of {SPLITS + ('all',)}")
     return list(load_splits(root)[split])
+
+# %% ../nbs/00_dataset.ipynb #cccdcb38
+def names_salt(names) -> str:
+    "The salt derived from image names: sha256 of their sorted, distinct video ids (16 hex)."
+    return hashlib.sha256("\n".join(sorted({video_id(n) for n in names})).encode()).hexdigest()[:16]
+
+def dataset_salt(root:str|Path, entries:list|None=None # the loaded annotations, if at hand
+                ) -> str:
+    "The pseudonym salt of a data folder: `salt` in `splits.json`, else `names_salt` of its images."
+    if (ann_path(root).parent/"splits.json").is_file():
+        sp = load_splits(root)
+        if isinstance(sp, dict) and isinstance(sp.get("salt"), str) and sp["salt"]: return sp["salt"]
+    entries = load_annotations(root) if entries is None else entries
+    return names_salt(e["image"] for e in entries if isinstance(e, dict) and isinstance(e.get("image"), str))
 
 # %% ../nbs/00_dataset.ipynb #7164bebf
 def _sha(*parts:bytes) -> hashlib._Hash:
@@ -300,13 +316,18 @@ def _decode(buf:np.ndarray) -> np.ndarray|None:
     if img.ndim == 3 and (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all(): img = img[..., 0].copy()
     return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
-def load_image(path:str|Path, grey:bool=False # keep grey images `(H, W)` (faster preprocessing)
+def _image_label(path:str|Path, name:str|None) -> str:
+    "How an error names an image: its pseudonym (or `name`) and its folder, never the file name."
+    return f"image {name or display_name(Path(path).name)} in {Path(path).parent}"
+
+def load_image(path:str|Path, grey:bool=False, # keep grey images `(H, W)` (faster preprocessing)
+               name:str|None=None # what errors call the image (default: its unsalted pseudonym)
               ) -> np.ndarray:
     "`uint8` RGB image `(H, W, 3)`; grey images are repeated to 3 channels (or kept `(H, W)` with `grey`)."
     try: buf = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as e: raise DataError(f"{path}: cannot read ({e.strerror}); check the file exists and is readable") from None
+    except OSError as e: raise DataError(f"{_image_label(path, name)}: cannot read ({e.strerror}); check the file exists and is readable") from None
     img = _decode(buf)
-    if img is None: raise DataError(f"{path}: not a readable image; re-export it as PNG or JPEG or remove its entry")
+    if img is None: raise DataError(f"{_image_label(path, name)}: not a readable image; re-export it as PNG or JPEG or remove its entry")
     return img if grey or img.ndim == 3 else np.repeat(img[..., None], 3, 2)  # (H, W, 3) or (H, W)
 
 # %% ../nbs/00_dataset.ipynb #a03d2ea9
@@ -390,20 +411,116 @@ def write_image(path:str|Path, img:np.ndarray, quality:int=95):
     buf.tofile(str(tmp)); os.replace(tmp, path)
 
 # %% ../nbs/00_dataset.ipynb #871662ef
+OUTPUT_MARKER = ".vessel_nb-output"
+
+def _collision(out:Path, inp:Path) -> str|None:
+    "How output folder `out` collides with input path `inp` (both resolved), if it does."
+    if out == inp: return "is"
+    if inp in out.parents: return "lies inside"
+    return "contains" if out in inp.parents else None
+
+def check_output(out:str|Path, # the output folder
+                 inputs=(), # the paths read by the command
+                 overwrite:bool=False, # an existing folder written by this tool may be replaced
+                 hint:str="pick a new folder"): # what the refusal tells the user to do
+    "`DataError` unless `out` can be written: not an input, not inside or around one, new or (with `overwrite`) ours."
+    o = Path(out).resolve()
+    for i in (i for i in inputs if i is not None):
+        how = _collision(o, Path(i).resolve())
+        if how: raise DataError(f"{out}: the output folder {how} the input {i}; write the output to a folder outside the inputs")
+    if not o.exists() or (o.is_dir() and not any(o.iterdir())): return   # an empty folder is fine
+    if not overwrite: raise DataError(f"{out} exists; {hint} (it is not empty)")
+    if not (o/OUTPUT_MARKER).is_file():
+        raise DataError(f"{out}: exists and was not written by vessel_nb (no {OUTPUT_MARKER} in it), so it is not replaced; "
+                        "pick a new folder, or remove it yourself")
+
+# %% ../nbs/00_dataset.ipynb #ccd7507e
 @contextmanager
 def staged(out:str|Path,              # the folder to create
-           overwrite:bool=False,      # replace an existing `out` (only once the new one is complete)
-           hint:str="pick a new folder"):  # what the refusal tells the user to do
+           overwrite:bool=False,      # replace an existing `out` written by this tool (only once the new one is complete)
+           hint:str="pick a new folder",  # what the refusal tells the user to do
+           inputs=()):                # paths the output must not be, lie in, or contain
     "Context manager yielding a temporary folder that becomes `out` when the block succeeds; removed on failure."
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:  # an empty folder is fine
-        raise DataError(f"{out} exists; {hint} (it is not empty)")
+    out = Path(out); check_output(out, inputs, overwrite, hint)
     tmp, old = (out.with_name(f".{out.name}.{k}{os.getpid()}") for k in ("tmp", "old"))
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    (tmp/OUTPUT_MARKER).write_text("written by vessel_nb; --overwrite may replace this folder\n")
     try: yield tmp
     except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     if out.exists(): os.replace(out, old)
     os.replace(tmp, out); shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/00_dataset.ipynb #c066d135
+TRAINING_SET_FILE = "training_set.json"
+CHECKSUMS_FILE = "checksums.json"
+
+def name_digest(name:str) -> str:
+    "sha256 (32 hex) of an image name: stored instead of the name, so no patient name is written."
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+def image_digest(path:str|Path, name:str|None=None # what errors call the image
+                ) -> str:
+    "sha256 (32 hex) of the decoded pixels (shape, dtype, bytes): equal for renamed or re-encoded copies."
+    img = load_image(path, grey=True, name=name)
+    return _sha(f"{img.shape}{img.dtype}".encode(), np.ascontiguousarray(img).tobytes()).hexdigest()[:32]
+
+# %% ../nbs/00_dataset.ipynb #2a89dc94
+def _threads(fn, items:list) -> list:
+    "`[fn(x) for x in items]` on a few threads (image decoding releases the GIL)."
+    from concurrent.futures import ThreadPoolExecutor
+    if len(items) < 8: return [fn(x) for x in items]
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as ex: return list(ex.map(fn, items))
+
+def training_set(root:str|Path, names:list[str]) -> dict:
+    "What a model trained on: sorted digests of the image names and of their pixels."
+    names = sorted(set(names)); salt = dataset_salt(root)
+    contents = _threads(lambda n: image_digest(image_path(root, n), display_name(n, salt=salt)), names)
+    return {"version": 1, "n": len(names), "names": sorted(map(name_digest, names)), "contents": sorted(contents)}
+
+def set_overlap(record:dict, # a `training_set` record
+                root:str|Path, names:list[str]) -> dict:
+    "Which of `names` (images in `root`) the training record holds: `{n, by_name, by_content}`."
+    if not (isinstance(record, dict) and record.get("version") == 1 and {"names", "contents"} <= set(record)):
+        raise DataError(f"{TRAINING_SET_FILE}: not a version-1 training record; re-train, or pass the checkpoint it came with")
+    known, pixels, salt = set(record["names"]), set(record["contents"]), dataset_salt(root)
+    by_name = [n for n in names if name_digest(n) in known]
+    digests = _threads(lambda n: image_digest(image_path(root, n), display_name(n, salt=salt)), list(names))
+    by_content = [n for n, d in zip(names, digests) if d in pixels]
+    return {"n": len(set(by_name) | set(by_content)), "by_name": by_name, "by_content": by_content}
+
+# %% ../nbs/00_dataset.ipynb #62b0e885
+def _file_sha(p:Path) -> str:
+    "sha256 of a file's bytes, read in 1 MiB blocks."
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""): h.update(b)
+    return h.hexdigest()
+
+def write_checksums(folder:str|Path) -> dict:
+    "Write `folder/checksums.json`: `{relative path: sha256}` of every other file; call it last."
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != CHECKSUMS_FILE)
+    sums = {p.relative_to(folder).as_posix(): _file_sha(p) for p in files}
+    write_json(folder/CHECKSUMS_FILE, sums, indent=1)
+    return sums
+
+# %% ../nbs/00_dataset.ipynb #0c01564f
+def _bad_files(folder:Path, sums:dict) -> list[str]:
+    "`'<file> missing'` / `'<file> changed or truncated'` for every listed file that does not match."
+    return [f"{k} missing" if not (folder/k).is_file() else f"{k} changed or truncated" for k, v in sums.items()
+            if not (folder/k).is_file() or _file_sha(folder/k) != v]
+
+def verify_checksums(folder:str|Path) -> bool:
+    "True when every file matches `checksums.json`; False when the folder has none (an older version)."
+    p = Path(folder)/CHECKSUMS_FILE
+    if not p.is_file(): return False
+    try: sums = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: sums = f"not valid JSON ({e})"
+    if not isinstance(sums, dict) or not all(isinstance(v, str) for v in sums.values()):
+        raise DataError(f"{p}: damaged ({sums if isinstance(sums, str) else 'not a {file: sha256} object'}); copy the folder again from where it was written")
+    bad = _bad_files(Path(folder), sums)
+    if bad: raise DataError(f"{folder}: {len(bad)} file(s) do not match {CHECKSUMS_FILE}: {'; '.join(bad)}; copy the folder again from where it was written")
+    return True
 
 # %% ../nbs/00_dataset.ipynb #93f996f5
 FAKE_NAMES = ["Alex Sample", "Bea Synthetic", "Cal Demo", "Dee Example", "Eli Fixture", "Fay Mock", "Gus Dummy",
@@ -546,7 +663,9 @@ def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str=
     if test_glob and len(fixed) == len(groups): raise DataError(f"--test-glob {test_glob!r} matches every image; nothing is left to train on")
     rest = sum(len(groups[g]) for g in groups if g not in fixed)
     assign = _deal(groups, {"test": test * len(names), "val": val * rest if test_glob else val * len(names)}, seed, fixed)
-    out = {"seed": seed, "val": val, "test": test, "by": by, **({"test_glob": test_glob} if test_glob else {}),
+    try: salt = dataset_salt(root)        # kept from an earlier split: pseudonyms stay the same
+    except DataError: salt = names_salt(names)
+    out = {"seed": seed, "val": val, "test": test, "by": by, "salt": salt, **({"test_glob": test_glob} if test_glob else {}),
            "groups": {video_id(n): assign[g] for g, ns in groups.items() for n in ns}}
     out.update({s: sorted(n for g, ns in groups.items() if assign[g] == s for n in ns) for s in SPLITS})
     write_json(ann_path(root).parent/"splits.json", out, indent=1)
@@ -690,6 +809,7 @@ def _empty_objects(i:int, e:dict, good:list, item:np.ndarray, size:tuple) -> lis
 class CheckReport:
     "What `check` found: entries, image files, problems; `exit_code` 0 clean, 1 problems."
     root:str; entries:int; images:int; problems:list; strict:bool=False; canvas:dict=field(default_factory=dict)
+    salt:str = ""   # the dataset's pseudonym salt
 
     def counts(self) -> dict: return dict(Counter(p.kind for p in self.problems))
     def severity(self, kind:str) -> str: return "error" if self.strict else PROBLEMS[kind][0]
@@ -731,11 +851,11 @@ def check(root:str|Path, strict:bool=False, decode:bool=False) -> CheckReport:
     bp, canvas = _bounds_problems(ext, sizes)
     probs += bp + [Problem("unannotated_image", None, n) for n in sorted(_image_files(root) - set(seen))]
     images = _image_files(root) | {n for n, s in sizes.items() if s != "missing"}
-    return CheckReport(str(root), len(entries), len(images), probs, strict, canvas)
+    return CheckReport(str(root), len(entries), len(images), probs, strict, canvas, dataset_salt(root, entries))
 
 # %% ../nbs/00_dataset.ipynb #d5dba3b4
-def _where(p:Problem, real_names:bool) -> str:
-    parts = [f"entry {p.entry}" if p.entry is not None else "", f"({display_name(p.image, real_names)})" if p.image else "", p.detail]
+def _where(p:Problem, real_names:bool, salt:str="") -> str:
+    parts = [f"entry {p.entry}" if p.entry is not None else "", f"({display_name(p.image, real_names, salt)})" if p.image else "", p.detail]
     return " ".join(x for x in parts if x)
 
 def format_report(r:CheckReport, examples:int=3, real_names:bool=False) -> str:
@@ -748,7 +868,7 @@ def format_report(r:CheckReport, examples:int=3, real_names:bool=False) -> str:
     for kind in [k for k in PROBLEMS if k in c]:
         lines.append(f"  {r.severity(kind):7} {kind:19} {c[kind]:6}  {PROBLEMS[kind][1]}")
         lines.append(f"  {'':27}{'':6}  → {PROBLEMS[kind][2]}")
-        lines += [f"  {'':27}{'':6}    e.g. {_where(p, real_names)}" for p in [p for p in r.problems if p.kind == kind][:examples]]
+        lines += [f"  {'':27}{'':6}    e.g. {_where(p, real_names, r.salt)}" for p in [p for p in r.problems if p.kind == kind][:examples]]
     if not real_names: lines.append("  (file names are shown as pseudonyms; --real-names shows them, --json lists every occurrence)")
     return "\n".join(lines)
 
@@ -756,7 +876,7 @@ def report_json(r:CheckReport, real_names:bool=False) -> dict:
     "Machine-readable `CheckReport` (every occurrence)."
     return dict(root=r.root, entries=r.entries, images=r.images, exit_code=r.exit_code, counts=r.counts(),
                 problems=[dict(kind=p.kind, severity=r.severity(p.kind), entry=p.entry,
-                               image=display_name(p.image, real_names) if p.image else None, detail=p.detail, fix=PROBLEMS[p.kind][2])
+                               image=display_name(p.image, real_names, r.salt) if p.image else None, detail=p.detail, fix=PROBLEMS[p.kind][2])
                           for p in r.problems])
 
 # %% ../nbs/00_dataset.ipynb #995d8cb4
@@ -774,12 +894,11 @@ def _rescaled(entry:dict, sx:float, sy:float) -> dict:
 def fix_scale(root:str|Path, out:str|Path, report:CheckReport|None=None) -> int:
     "Write a copy of `root` to `out` with the recorded-size entries rescaled; returns how many were rescaled."
     root, out = Path(root), Path(out)
-    if out.exists() and any(out.iterdir()): raise DataError(f"{out}: exists and is not empty; pick a new folder (the input is never modified)")
     report, entries = report or check(root), load_annotations(root)
     sizes = {i: _image_sizes(root, [entries[i]["image"]])[entries[i]["image"]] for i in report.canvas}
     fixed = [_rescaled(e, sizes[i][1] / report.canvas[i][1], sizes[i][0] / report.canvas[i][0]) if i in report.canvas else e
              for i, e in enumerate(entries)]
-    with staged(out) as tmp:
+    with staged(out, hint="pick a new folder (the input is never modified)", inputs=[root]) as tmp:
         for n in _image_files(root): _link_or_copy(image_path(root, n), tmp/n)
         if (ann_path(root).parent/"splits.json").is_file(): shutil.copy2(ann_path(root).parent/"splits.json", tmp/"splits.json")
         write_json(ann_path(tmp), fixed)
@@ -827,9 +946,9 @@ def _flat_name(src:Path, p:Path) -> str:
     rel = p.relative_to(src).parts
     return "_".join(x for x in rel if x not in ("images",))
 
-def write_data(out:str|Path, items) -> int:
+def write_data(out:str|Path, items, inputs=()) -> int:
     "Write `(image file, entry)` pairs as a new data folder `out` (staged: all or nothing); returns the entry count."
-    with staged(out) as tmp:
+    with staged(out, inputs=inputs) as tmp:
         entries, seen = [], {}
         for p, e in items:
             if e["image"] in seen: raise DataError(f"{p} and {seen[e['image']]} would both be named {e['image']!r}; rename one")
@@ -844,14 +963,15 @@ def _mask_items(src:Path, pairs:list, text:str, threshold:int, empty:list):
         if mk is None: raise DataError(f"{m}: mask not readable; re-export it as PNG")
         polys, name = mask_to_polygons(mk > threshold), _flat_name(src, img)
         if polys: yield img, {"image": name, "mask": polys, "text": [text]}
-        else: empty.append(display_name(name))
+        else: empty.append(name)
 
 def import_masks(src:str|Path, out:str|Path, text:str="blood vessel", threshold:int=127) -> dict:
     "Convert image/mask pairs under `src` into a new data folder `out`; returns counts."
     src, empty = Path(src), []
     pairs = find_mask_pairs(src)
     if not pairs: raise DataError(f"{src}: no image/mask pairs found (expected N.png + N_gt.png, or images/ + masks/)")
-    return {"entries": write_data(out, _mask_items(src, pairs, text, threshold, empty)), "empty_masks_skipped": empty}
+    n = write_data(out, _mask_items(src, pairs, text, threshold, empty), [src])
+    return {"entries": n, "empty_masks_skipped": [display_name(e, salt=dataset_salt(out)) for e in empty]}
 
 # %% ../nbs/00_dataset.ipynb #78da4b13
 def _real_size(p:Path) -> tuple[int, int]:
@@ -893,7 +1013,8 @@ def import_coco(src:str|Path, out:str|Path, text:str|None="blood vessel", images
     src, info = Path(src), Counter(rescaled=0, images_without_annotations=0)
     try: coco = json.loads(src.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: raise DataError(f"{src}: not a readable COCO JSON ({e})") from None
-    n = write_data(out, _coco_items(coco, Path(images) if images else src.parent, text, info))
+    imdir = Path(images) if images else src.parent
+    n = write_data(out, _coco_items(coco, imdir, text, info), [src])   # an output beside the images is fine
     return {"entries": n, **info}
 
 # %% ../nbs/00_dataset.ipynb #834b05c9
@@ -939,7 +1060,7 @@ def import_labelme(src:str|Path, out:str|Path, text:str|None="blood vessel") -> 
     src, info = Path(src), Counter(rescaled=0)
     files = sorted(src.rglob("*.json"))
     if not files: raise DataError(f"{src}: no LabelMe .json files found")
-    with tempfile.TemporaryDirectory() as tmp: n = write_data(out, _labelme_items(files, text, Path(tmp), info))
+    with tempfile.TemporaryDirectory() as tmp: n = write_data(out, _labelme_items(files, text, Path(tmp), info), [src])
     return {"entries": n, **info}
 
 # %% ../nbs/00_dataset.ipynb #509763c7
@@ -990,26 +1111,26 @@ def sample_view(root:str|Path, entry:dict, show_overlay:bool=True) -> np.ndarray
 
 def preview(root:str|Path, out:str|Path, n:int=4, seed:int=0, real_names:bool=False) -> list[Path]:
     "Write `image | overlay` PNGs of `n` usable samples (seeded choice) to `out`; returns their paths."
-    entries = usable_entries(root)[0]
+    entries, salt = usable_entries(root)[0], dataset_salt(root)
     pick = sorted(random.Random(seed).sample(range(len(entries)), min(n, len(entries))))
-    paths = [Path(out)/f"{display_name(entries[i]['image'], real_names)}.png" for i in pick]
+    paths = [Path(out)/f"{display_name(entries[i]['image'], real_names, salt)}.png" for i in pick]
     for i, p in zip(pick, paths): write_image(p, sample_view(root, entries[i]))
     return paths
 
 # %% ../nbs/00_dataset.ipynb #e5dad5ff
-def _sample_html(i:int, e:dict, img:np.ndarray, real_names:bool) -> str:
+def _sample_html(i:int, e:dict, img:np.ndarray, real_names:bool, salt:str="") -> str:
     "One line of HTML about sample `i`."
     h, w = img.shape[:2]
     m = entry_mask(e, h, w)
     objs = entry_objects(e)
-    return (f"<b>{i}</b> {display_name(e['image'], real_names)} — {w}×{h}, {len(objs)} object(s) "
+    return (f"<b>{i}</b> {display_name(e['image'], real_names, salt)} — {w}×{h}, {len(objs)} object(s) "
             f"({', '.join(t for t, _ in objs)}), {sum(len(o) for o in _objects(e))} polygon(s), vessel fraction {m.mean():.3f}")
 
 def browser(root:str|Path|None=None, real_names:bool=False):
     "An ipywidgets browser of a data folder: slider over samples, overlay toggle, the sample's stats."
     import ipywidgets as W
     root = Path(root or setting("paths.data") or "data/sample")
-    entries = usable_entries(root)[0]
+    entries, salt = usable_entries(root)[0], dataset_salt(root)
     if not entries: raise DataError(f"{root}: no usable entries; run `python -m vessel_nb.dataset check {root}`")
     slider, toggle = W.IntSlider(0, 0, max(len(entries) - 1, 0), description="sample"), W.Checkbox(True, description="overlay")
     image, info = W.Image(format="png"), W.HTML()
@@ -1017,7 +1138,7 @@ def browser(root:str|Path|None=None, real_names:bool=False):
         e = entries[slider.value]
         v = sample_view(root, e, toggle.value)
         image.value = cv2.imencode(".png", cv2.cvtColor(v, cv2.COLOR_RGB2BGR))[1].tobytes()
-        info.value = _sample_html(slider.value, e, v[:, :v.shape[1] // 2], real_names)
+        info.value = _sample_html(slider.value, e, v[:, :v.shape[1] // 2], real_names, salt)
     slider.observe(show, "value"); toggle.observe(show, "value"); show()
     return W.VBox([W.HBox([slider, toggle]), image, info])
 
@@ -1077,10 +1198,10 @@ class VesselDataset:
                  augment:Augment|None=None): # random transforms (training)
         self.root = Path(root or setting("paths.data") or "data/sample")
         self.cfg, self.repeats, self.seed, self.augment, self.epoch = cfg or DataConfig(), repeats, seed, augment, 0
-        names = set(load_split(self.root, split))
+        names, self.salt = set(load_split(self.root, split)), dataset_salt(self.root)
         self.entries = [e for e in load_annotations(self.root) if isinstance(e, dict) and e.get("image") in names]
         stale = names - {e["image"] for e in self.entries}
-        if stale: raise DataError(f"{self.root}/splits.json: {len(stale)} {split} image(s) have no annotation (e.g. {display_name(min(stale))}); re-run `split`")
+        if stale: raise DataError(f"{self.root}/splits.json: {len(stale)} {split} image(s) have no annotation (e.g. {display_name(min(stale), salt=self.salt)}); re-run `split`")
         if not self.entries:
             raise DataError(f"{self.root}: split {split!r} has no annotated images; run `split` or pick another split")
         self._validate(names, strict)
@@ -1091,7 +1212,7 @@ class VesselDataset:
         r = check(self.root, strict)
         bad = [p for p in r.problems if r.severity(p.kind) == "error" and (p.image in names or p.image is None and p.entry is not None)]
         if bad:
-            eg = "; ".join(f"{p.kind}: {_where(p, False)}" for p in bad[:3])
+            eg = "; ".join(f"{p.kind}: {_where(p, False, r.salt)}" for p in bad[:3])
             raise DataError(f"{self.root}: {len(bad)} problem(s) in this split, e.g. {eg}. Run `python -m vessel_nb.dataset check {self.root}`")
 
     def __len__(self): return int(round(len(self.entries) * self.repeats))
@@ -1108,7 +1229,7 @@ def __getitem__(self:VesselDataset, i:int) -> dict:
     if not -len(self) <= i < len(self): raise IndexError(i)
     k = (i % len(self)) % len(self.entries)
     e, objs = self.entries[k], self.objects[k]
-    img = load_image(image_path(self.root, e["image"]), grey=True)   # (H, W) or (H, W, 3)
+    img = load_image(image_path(self.root, e["image"]), grey=True, name=display_name(e["image"], salt=self.salt))   # (H, W) or (H, W, 3)
     h, w = img.shape[:2]
     rng = random.Random(f"{self.seed}-{i % len(self)}")
     if self.augment: img, objs = augment(img, objs, np.random.default_rng([self.seed, self.epoch, i % len(self)]), self.augment)
@@ -1117,7 +1238,7 @@ def __getitem__(self:VesselDataset, i:int) -> dict:
                 sam_image=torch.from_numpy(sam_image(img, self.cfg)),           # (3, S, S)
                 masks=torch.from_numpy(object_masks(objs, h, w, self.cfg.mask_size)),  # (N, m, m)
                 segments=chat_segments([t for t, _ in objs], self.cfg, rng),
-                image=e["image"], video=pseudonym(e["image"]), size=(h, w))
+                image=e["image"], video=pseudonym(e["image"], self.salt), size=(h, w))
 
 # %% ../nbs/00_dataset.ipynb #1773177d
 def _parser() -> argparse.ArgumentParser:
