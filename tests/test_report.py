@@ -1,5 +1,5 @@
-"The main job end to end (train → checkpoint sweep → export → eval → Frangi → report) and the report on a run in progress."
-import json, os, re, subprocess, sys
+"The main job end to end (train → checkpoint sweep → export → eval → Frangi → report), its figures under any matplotlib backend, the held-out check, and the report on a run in progress."
+import base64, json, os, re, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -11,6 +11,39 @@ def html_text(path):
     "Visible text of a rendered report (tags and embedded images stripped)."
     h = re.sub(r'<img[^>]*>', '', Path(path).read_text())
     return re.sub(r'<[^>]+>', ' ', h)
+
+FIXED_FIGURES = ["dataset preview", "training losses", "threshold"]   # + one panel per best / median / worst test case
+
+def render(nb_in, nb_out, params, backend="Agg"):
+    "Run the report with papermill and nbconvert as `scripts/main.sh` does, under the matplotlib backend `backend` (None: unset)."
+    env = {k: v for k, v in ENV.items() if k != "MPLBACKEND"} | ({"MPLBACKEND": backend} if backend else {})
+    args = [a for k, v in params.items() for a in ("-p", k, str(v))]
+    subprocess.run(["papermill", "-k", "python3", "--log-level", "WARNING", str(nb_in), str(nb_out), *args], cwd=ROOT, check=True, capture_output=True, env=env)
+    subprocess.run(["jupyter", "nbconvert", "--to", "html", "--no-input", "--embed-images", "--log-level", "WARN", str(nb_out)], cwd=ROOT, check=True, capture_output=True, env=env)
+    return Path(nb_out), Path(nb_out).with_suffix(".html")
+
+def notebook_figures(nb):
+    "The PNG figures in an executed notebook's outputs (decoded bytes)."
+    outs = [o for c in json.loads(Path(nb).read_text())["cells"] for o in c.get("outputs", [])]
+    return [base64.b64decode(o["data"]["image/png"]) for o in outs if "image/png" in o.get("data", {})]
+
+def html_figures(html):
+    "`(alt, PNG bytes)` of every image in a rendered report."
+    imgs = re.findall(r"<img[^>]*>", Path(html).read_text())
+    alt = lambda t: (re.search(r'alt="([^"]*)"', t) or [None, None])[1]
+    png = lambda t: base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', t)[1]) if "data:image/png;base64," in t else b""
+    return [(alt(t), png(t)) for t in imgs]
+
+def assert_figures(nb, html, n):
+    "`n` figures in the notebook and the same `n` in the HTML, each a real PNG with its own description."
+    figs, shown = notebook_figures(nb), html_figures(html)
+    assert len(figs) == n, f"{len(figs)} figures in the executed notebook, expected {n}"
+    assert len(shown) == n, f"{len(shown)} images in the HTML report, expected {n}"
+    for alt, png in shown:
+        assert png.startswith(b"\x89PNG") and len(png) > 5000, f"image {alt!r} is not an embedded PNG"
+        assert alt and "No description" not in alt, "an image without alternative text"
+    for want in FIXED_FIGURES: assert any(want in a.lower() for a, _ in shown), f"no {want} figure"
+    assert sum("test case" in a for a, _ in shown) == 3, "the best / median / worst panels are missing"
 
 @pytest.fixture(scope="module")
 def main_job(tmp_path_factory):
@@ -41,6 +74,46 @@ def test_report_has_every_section_and_a_numeric_dice(main_job):
     assert re.search(r"model \(export of iteration \d+\)\s*\|?\s*(0|1)\.\d{4} ± \d\.\d{4}", text.replace("</td>", "|")) or \
            re.search(r"export of iteration \d+\s+(0|1)\.\d{4} ± ", text), "no numeric test Dice for the model"
     assert "Frangi baseline" in text and "Alex Sample" not in text   # pseudonyms only
+
+def test_report_shows_every_figure(main_job):
+    "`scripts/main.sh` exports MPLBACKEND=Agg: the report still shows the dataset preview, the losses, the threshold curve and the three cases."
+    out, _ = main_job
+    assert len(json.loads((out/"eval/test/metrics.json").read_text())["figures"]) == 3
+    assert_figures(out/"report.ipynb", out/"report.html", len(FIXED_FIGURES) + 3)
+
+@pytest.mark.parametrize("backend", ["pdf", "module://matplotlib_inline.backend_inline", None])
+def test_report_figures_under_any_backend(main_job, backend, tmp_path):
+    "Each figure exactly once whatever the backend (a non-interactive one hides `plt.show()`; the inline one would show a figure twice)."
+    out, _ = main_job
+    nb, html = render(ROOT/"nbs/report.ipynb", tmp_path/"r.ipynb", dict(work_dir=out/"train", eval_dir=out/"eval", data_dir=ROOT/"data/sample"), backend)
+    assert_figures(nb, html, len(FIXED_FIGURES) + 3)
+
+HELD_OUT = [   # (fields of metrics.json, what the Held-out check line must say)
+    (dict(leakage="clean", leakage_reason="no evaluated image is in the training set", leakage_acknowledged=False),
+     ["model: clean", "the numbers are held-out"]),
+    (dict(leakage="overlap", overlap=dict(n=2, by_name=["video-aaaaaaaaaaaa_frame_000001"], by_content=["video-bbbbbbbbbbbb_frame_000002"]), leakage_acknowledged=True),
+     ["2 overlapping images", "video-aaaaaaaaaaaa_frame_000001", "video-bbbbbbbbbbbb_frame_000002", "not held-out", "allowed by a flag"]),
+    (dict(leakage="leak", leakage_reason="3 of the 12 evaluated images were used to fit the model", leakage_acknowledged=True),
+     ["overlapping", "not held-out", "allowed by a flag"]),
+    (dict(leakage="unknown", leakage_reason="the model carries no record of its training set", leakage_acknowledged=True),
+     ["model: unknown", "the model carries no record of its training set", "cannot be ruled out"]),
+]
+
+@pytest.mark.parametrize("fields,says", HELD_OUT)
+def test_report_held_out_check(fields, says, tmp_path):
+    "The report states at the top whether the test numbers are held-out: clean, N overlapping images (named by pseudonym) or unknown."
+    m = dict(split="test", n_images=12, n_videos=2, threshold=0.5, threshold_split="val", threshold_source="val curve", model_spec="exported",
+             figures={}, **{k: 0.5 for k in ["dice", "iou", "precision", "recall", "specificity", "accuracy", "cldice"]})
+    (tmp_path/"eval/test").mkdir(parents=True)
+    (tmp_path/"eval/test/metrics.json").write_text(json.dumps({**m, **fields}))
+    nb = tmp_path/"r.ipynb"
+    subprocess.run(["papermill", "-k", "python3", "--log-level", "WARNING", str(ROOT/"nbs/report.ipynb"), str(nb), "-p", "work_dir", str(tmp_path/"none"),
+                    "-p", "eval_dir", str(tmp_path/"eval")], cwd=ROOT, check=True, capture_output=True, env=ENV)
+    mds = ["".join(o.get("data", {}).get("text/markdown", "")) for c in json.loads(nb.read_text())["cells"] for o in c.get("outputs", [])]
+    first = next(i for i, t in enumerate(mds) if t.startswith("**Held-out check**"))
+    assert first <= 2, "the held-out check is not at the top of the report"
+    line = mds[first].replace("**", "")
+    for s in says: assert s in line, f"{s!r} not in {line!r}"
 
 def test_report_on_a_run_in_progress(tmp_path):
     work = tmp_path/"w"
