@@ -4,7 +4,7 @@
 # Expects the venv to be active (`make main` does that). Everything goes to $OUT (default runs/main), replaced each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONWARNINGS=ignore
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONWARNINGS=ignore   # Agg: no display needed; the report embeds its figures itself
 DATA=${DATA:-data/sample}
 OUT=${OUT:-runs/main}
 TRAIN_ARGS=${TRAIN_ARGS:---max-iters 1500 --save-every 300}   # the tiny preset: ~2 min on 2 cores; split on spaces
