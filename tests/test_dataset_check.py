@@ -1,15 +1,64 @@
 "Bad input: every problem type of `check` has a fixture under tests/fixtures/data and a test of its message."
 import hashlib, json, subprocess, sys
 from pathlib import Path
+import numpy as np
 import pytest
 from vessel_nb import dataset as D
 
 FIX = Path(__file__).resolve().parent/"fixtures"/"data"
 KINDS = sorted(D.PROBLEMS)
+N = "Fake Person(0000000001)_1-1_1_0000ABCD_frame_{:06d}.png"
+GOOD = [2, 2, 12, 2, 12, 12, 2, 12]
+
+
+def big_png(path, w, h):
+    "A valid 1-bit PNG of zeros, `w × h`, written in a few KB without allocating its pixels."
+    import struct, zlib
+    row, z = b"\x00" * (1 + (w + 7) // 8), zlib.compressobj(9)
+    data = b"".join(z.compress(row) for _ in range(h)) + z.flush()
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def folder(d, entries, images=(0, 1)):
+    "A data folder: 16×16 images `N.format(k)` for `k` in `images`, and `entries`."
+    d.mkdir(parents=True, exist_ok=True)
+    for k in images: D.write_image(d/N.format(k), np.full((16, 16), 90, np.uint8))
+    D.write_json(d/"annotations.json", entries)
+    return d
+
+
+def entry(k, mask=(GOOD,), text=("blood vessel",), name=None): return {"image": name or N.format(k), "mask": list(mask), "text": list(text)}
+
+
+def _outside(d):
+    folder(d.parent/"elsewhere", [], images=(1,))
+    return folder(d, [entry(0), entry(1, name="../elsewhere/" + N.format(1))], images=(0,))
+
+
+def _too_large(d):
+    folder(d, [entry(0), entry(1)], images=(0,)); big_png(d/N.format(1), 13000, 13000)
+    return d
+
+
+BUILT = {   # problem types whose hostile input is built here (too big, or not storable in git)
+    "bad_name": lambda d: folder(d, [entry(0), entry(1, name=N.format(1).replace("Person", "P" * 300))], images=(0,)),
+    "outside_path": _outside,
+    "too_large_image": _too_large,
+    "long_text": lambda d: folder(d, [entry(0), entry(1, text=["x" * (D.MAX_TEXT_CHARS + 1)])]),
+    "too_many_objects": lambda d: folder(d, [entry(0), entry(1, [GOOD] * (D.MAX_OBJECTS + 1), [f"branch {k}" for k in range(D.MAX_OBJECTS + 1)])]),
+    "reserved_token": lambda d: folder(d, [entry(0), entry(1, text=["vessel <image>"])]),
+}
 
 
 def test_every_problem_type_has_a_fixture():
-    assert sorted(p.name for p in FIX.iterdir() if p.is_dir() and p.name in D.PROBLEMS) == KINDS
+    assert sorted({p.name for p in FIX.iterdir() if p.is_dir() and p.name in D.PROBLEMS} | set(BUILT)) == KINDS
+
+
+def fixture(kind, tmp_path):
+    "The data folder showing `kind` and the counts `check` must report."
+    if kind in BUILT: return BUILT[kind](tmp_path/"data"), {kind: 1}
+    return FIX/kind, json.loads((FIX/kind/"expected.json").read_text())
 
 
 def _digest(d):
@@ -17,11 +66,11 @@ def _digest(d):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_check_finds_and_explains(kind, capsys):
-    d = FIX/kind
+def test_check_finds_and_explains(kind, capsys, tmp_path):
+    d, expected = fixture(kind, tmp_path)
     before = _digest(d)
     r = D.check(d)
-    assert r.counts() == json.loads((d/"expected.json").read_text())
+    assert r.counts() == expected
     code = D.main(["check", str(d)])
     out = capsys.readouterr().out
     sev = D.PROBLEMS[kind][0]
@@ -71,10 +120,9 @@ def test_data_problems_in_the_dataset_are_messages(tmp_path):
 
 def test_recorded_size_800_on_512():
     "The user's case: many 512×512 frames annotated in an 800×800 space."
-    import numpy as np
     rng = np.random.default_rng(0)
-    ext = {i: (f"v_frame_{i:06d}.png", float(rng.uniform(600, 799)), float(rng.uniform(300, 799))) for i in range(20)}
-    probs, canvas = D._bounds_problems(ext, {n: (512, 512) for n, _, _ in ext.values()})
+    ext = {i: (f"v_frame_{i:06d}.png", [(0, 0, rng.uniform(0, rng.uniform(600, 799), (30, 2)))]) for i in range(20)}
+    probs, canvas = D._bounds_problems(ext, {n: (512, 512) for n, _ in ext.values()})
     assert {p.kind for p in probs} == {"recorded_size"} and set(canvas.values()) == {(800, 800)}
 
 
@@ -96,7 +144,6 @@ WEIRD = [None, 3, "x", [], {}, {"image": 5, "mask": [], "text": []}, {"image": "
 
 @pytest.mark.parametrize("k", range(len(WEIRD)))
 def test_no_input_ends_in_a_traceback(tmp_path, k, capsys):
-    import numpy as np
     D.write_image(tmp_path/"a.png", np.zeros((8, 8), np.uint8))
     D.write_json(tmp_path/"annotations.json", [WEIRD[k], {"image": "a.png", "mask": [[1, 1, 6, 1, 6, 6]], "text": ["v"]}])
     assert D.main(["check", str(tmp_path)]) in (0, 1)

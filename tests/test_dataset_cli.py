@@ -46,7 +46,7 @@ def test_no_group_crosses_splits(tmp_path, by, seed):
         for n in sp[s]: assert owner.setdefault(key(n), s) == s, f"{key(n)} in {owner[key(n)]} and {s}"
     assert all(sp[s] for s in D.SPLITS)
     assert json.loads((tmp_path/"splits.json").read_text()) == sp
-    assert D.split_data(tmp_path, val=0.2, test=0.2, seed=seed, by=by) == sp   # deterministic
+    assert D.split_data(tmp_path, val=0.2, test=0.2, seed=seed, by=by, overwrite=True) == sp   # deterministic
 
 
 def test_sample_data_is_clean_and_split_by_video():

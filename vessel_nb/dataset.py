@@ -19,19 +19,20 @@ from fastcore.basics import patch
 from fastcore.imports import in_notebook
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'OUTPUT_MARKER', 'TRAINING_SET_FILE', 'CHECKSUMS_FILE',
-           'FAKE_NAMES', 'PROBLEMS', 'COMMON_SIDES', 'MASK_SUFFIXES', 'DataError', 'settings_path', 'site_settings',
+__all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'MAX_PIXELS', 'MAX_LENGTH', 'TURN_TOKENS', 'MAX_TEXT_CHARS',
+           'MAX_OBJECTS', 'RESERVED_TOKENS', 'OUTPUT_MARKER', 'TRAINING_SET_FILE', 'CHECKSUMS_FILE', 'FAKE_NAMES',
+           'GROUPINGS', 'PROBLEMS', 'COMMON_SIDES', 'MASK_SUFFIXES', 'DataError', 'settings_path', 'site_settings',
            'setting', 'ann_path', 'load_annotations', 'image_path', 'as_polygons', 'rasterize', 'entry_objects',
            'entry_mask', 'video_id', 'patient_id', 'frame_number', 'pseudonym', 'display_name', 'load_splits',
            'load_split', 'names_salt', 'dataset_salt', 'data_fingerprint', 'split_fingerprints', 'DataConfig',
-           'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'class_name', 'chat_segments', 'write_text',
-           'write_json', 'write_image', 'check_output', 'staged', 'name_digest', 'image_digest', 'training_set',
-           'set_overlap', 'write_checksums', 'verify_checksums', 'vessel_tree', 'branch_polygon', 'render_frame',
-           'synth_video', 'synth_name', 'synth', 'overlay', 'split_groups', 'split_data', 'Problem', 'guess_canvas',
-           'CheckReport', 'check', 'format_report', 'report_json', 'fix_scale', 'mask_to_polygons', 'find_mask_pairs',
-           'write_data', 'import_masks', 'import_coco', 'import_labelme', 'usable_entries', 'stats', 'format_stats',
-           'sample_view', 'preview', 'browser', 'Augment', 'augment_matrix', 'warp_polygons', 'augment',
-           'VesselDataset', 'object_masks', 'main']
+           'load_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'reserved_token', 'class_name', 'chat_segments',
+           'write_text', 'write_json', 'write_image', 'check_output', 'staged', 'name_digest', 'image_digest',
+           'training_set', 'set_overlap', 'write_checksums', 'verify_checksums', 'vessel_tree', 'branch_polygon',
+           'render_frame', 'synth_video', 'synth_name', 'synth', 'overlay', 'group_by', 'split_groups', 'split_data',
+           'Problem', 'guess_canvas', 'CheckReport', 'check', 'format_report', 'report_json', 'fix_scale',
+           'format_change', 'mask_to_polygons', 'find_mask_pairs', 'write_data', 'import_masks', 'import_coco',
+           'import_labelme', 'usable_entries', 'stats', 'format_stats', 'sample_view', 'preview', 'browser', 'Augment',
+           'augment_matrix', 'warp_polygons', 'augment', 'VesselDataset', 'object_masks', 'main']
 
 # %% ../nbs/00_dataset.ipynb #cbe2de83
 class DataError(ValueError):
@@ -102,12 +103,35 @@ def load_annotations(root:str|Path) -> list[dict]:
     return data
 
 # %% ../nbs/00_dataset.ipynb #e4335eb2
-def image_path(root:str|Path, name:str) -> Path:
+def _name_problem(name:str) -> str|None:
+    "Why `name` cannot be a file name, if it cannot: a NUL character, or a part longer than 255 bytes."
+    if "\x00" in name: return "contains a NUL character"
+    long = max((len(c.encode("utf-8", "surrogatepass")) for c in name.replace("\\", "/").split("/")), default=0)
+    return f"has a part of {long} bytes (file systems allow 255)" if long > 255 else None
+
+def _outside(d:Path, p:Path) -> bool:
+    "Whether `p` (links followed) lies outside folder `d`."
+    try: return not p.resolve().is_relative_to(d.resolve())
+    except (OSError, RuntimeError): return True   # a link loop
+
+def _image_ref(root:str|Path, name:str) -> str:
+    "How a message names an image: by the dataset's pseudonym."
+    try: salt = dataset_salt(root)
+    except Exception: salt = ""
+    return f"{ann_path(root).parent}: image {display_name(name, salt=salt)}"
+
+# %% ../nbs/00_dataset.ipynb #8ac33b71
+def image_path(root:str|Path, name:str,
+               allow_outside:bool=False # accept names and links that lead out of the data folder
+              ) -> Path:
     "Where image `name` lives: beside `annotations.json`, else in `images/` (the first path when neither exists)."
-    d = ann_path(root).parent
-    for p in (d/name, d/"images"/name):
-        if p.is_file(): return p
-    return d/name
+    d, why = ann_path(root).parent, _name_problem(name)
+    if why: raise DataError(f"{_image_ref(root, name)}: the name {why}; rename the file and its entry")
+    p = next((p for p in (d/name, d/"images"/name) if p.is_file()), d/name)
+    if not allow_outside and _outside(d, p):
+        raise DataError(f"{_image_ref(root, name)}: the path leaves the data folder (absolute, `..` or a link to elsewhere); "
+                        "move the image into the folder, or allow it explicitly (--allow-outside)")
+    return p
 
 # %% ../nbs/00_dataset.ipynb #8b0f6747
 def _crossings(polys:list[np.ndarray], # closed polygons, each (K, 2) x, y vertices
@@ -316,16 +340,36 @@ def _decode(buf:np.ndarray) -> np.ndarray|None:
     if img.ndim == 3 and (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all(): img = img[..., 0].copy()
     return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
+MAX_PIXELS = 64_000_000   # largest image (pixels) the pipeline takes: Frangi and the tiling need ~100 bytes a pixel
+
+def _header_size(f) -> tuple[int, int, str]:
+    "`(H, W, format)` of an image file or buffer from its header (no pixel decoded); `(0, 0, '')` beyond PIL's bomb limit."
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(f) as im: return im.size[1], im.size[0], im.format
+        except Image.DecompressionBombError: return 0, 0, ""
+
+def _too_large(h:int, w:int, max_pixels:int) -> str|None:
+    "What is wrong with an image of `h × w` pixels (`0 × 0`: beyond any sane size), if anything."
+    if h * w == 0: return f"more than {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} Mpx, the decoder's hard limit"
+    return f"{w}×{h} = {h * w / 1e6:.0f} Mpx, more than the {max_pixels / 1e6:g} Mpx limit" if h * w > max_pixels else None
+
 def _image_label(path:str|Path, name:str|None) -> str:
     "How an error names an image: its pseudonym (or `name`) and its folder, never the file name."
     return f"image {name or display_name(Path(path).name)} in {Path(path).parent}"
 
 def load_image(path:str|Path, grey:bool=False, # keep grey images `(H, W)` (faster preprocessing)
-               name:str|None=None # what errors call the image (default: its unsalted pseudonym)
+               name:str|None=None, # what errors call the image (default: its unsalted pseudonym)
+               max_pixels:int=MAX_PIXELS # larger images are refused before decoding
               ) -> np.ndarray:
     "`uint8` RGB image `(H, W, 3)`; grey images are repeated to 3 channels (or kept `(H, W)` with `grey`)."
     try: buf = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e: raise DataError(f"{_image_label(path, name)}: cannot read ({e.strerror}); check the file exists and is readable") from None
+    try: big = _too_large(*_header_size(io.BytesIO(buf))[:2], max_pixels)
+    except Exception: big = None   # no header PIL knows: left to the decoder
+    if big: raise DataError(f"{_image_label(path, name)}: {big}; downscale it (and its polygons) or raise the limit (--max-pixels)")
     img = _decode(buf)
     if img is None: raise DataError(f"{_image_label(path, name)}: not a readable image; re-export it as PNG or JPEG or remove its entry")
     return img if grey or img.ndim == 3 else np.repeat(img[..., None], 3, 2)  # (H, W, 3) or (H, W)
@@ -371,6 +415,18 @@ def sam_image(img:np.ndarray, # uint8 RGB (H, W, 3) or grey (H, W)
     cfg = cfg or DataConfig()
     return _normalize(cv2.resize(img, (cfg.sam_size, cfg.sam_size), interpolation=cv2.INTER_CUBIC), cfg)  # (3, S, S)
 
+# %% ../nbs/00_dataset.ipynb #6bdcd064
+MAX_LENGTH, TURN_TOKENS = 8192, 64   # the model's Collator max_length; template tokens of one turn (bound)
+MAX_TEXT_CHARS, MAX_OBJECTS = 200, 16   # per description; objects (turns) per image
+RESERVED_TOKENS = ("<image>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>", "[SEG]")
+_CHAT_TOKEN = re.compile(r"<\|[^|<>]{1,40}\|>")   # <|im_start|>, <|endoftext|>, ...
+
+def reserved_token(text:str) -> str|None:
+    "The first token the model reserves that `text` contains, if any."
+    t = next((t for t in RESERVED_TOKENS if t.lower() in text.lower()), None)
+    m = _CHAT_TOKEN.search(text)
+    return t or (m.group(0) if m else None)
+
 # %% ../nbs/00_dataset.ipynb #39e72167
 def class_name(text:str) -> str:
     "The `{class_name}` of a description: lower case, no trailing period."
@@ -382,6 +438,11 @@ def chat_segments(texts:list[str], # one description per object
                  ) -> list[tuple[str, bool]]:
     "The ChatML conversation as `(text, is_answer)` parts, one `[SEG]` per object."
     cfg = cfg or DataConfig()
+    bad = next((t for t in texts if reserved_token(t)), None)
+    if bad is not None: raise DataError(f"description {bad[:40]!r}: contains {reserved_token(bad)}, a token the model reserves; remove it")
+    if len(texts) > MAX_OBJECTS or any(len(t) > MAX_TEXT_CHARS for t in texts):
+        raise DataError(f"{len(texts)} descriptions of up to {max(map(len, texts))} characters: the chat would exceed max_length; "
+                        f"give at most {MAX_OBJECTS} objects of at most {MAX_TEXT_CHARS} characters")
     rng, out = rng or random.Random(0), []
     for k, t in enumerate(texts):
         q = rng.choice(cfg.questions).format(class_name=class_name(t))
@@ -635,6 +696,13 @@ def overlay(img:np.ndarray, # uint8 RGB (H, W, 3) or grey (H, W)
     return cv2.drawContours(out, cs, -1, (255, 220, 0), 1)
 
 # %% ../nbs/00_dataset.ipynb #0ffef1b7
+GROUPINGS = ("auto", "patient", "video")
+
+def group_by(names:list[str], by:str="auto") -> str:
+    "The grouping `by` stands for: `auto` is `patient` when any name carries a patient id, else `video`."
+    if by not in GROUPINGS: raise DataError(f"--by {by!r}: use one of {', '.join(GROUPINGS)}")
+    return by if by != "auto" else ("patient" if any(patient_id(n) for n in names) else "video")
+
 def split_groups(names:list[str], by:str="video") -> dict[str, list[str]]:
     "`{group: [image names]}`: by video id, or by patient id (when present) with `by='patient'`."
     groups = defaultdict(list)
@@ -643,21 +711,27 @@ def split_groups(names:list[str], by:str="video") -> dict[str, list[str]]:
 
 def _deal(groups:dict, want:dict, seed:int, assign:dict) -> dict:
     "Shuffle the unassigned groups with `seed` and deal them to test, then val, until each holds `want` images."
-    order, have = sorted(g for g in groups if g not in assign), Counter(s for g, s in assign.items() for _ in groups[g])
+    first = {g: min(video_id(n) for n in ns) for g, ns in groups.items()}   # one video per patient: as by video
+    order = sorted((g for g in groups if g not in assign), key=lambda g: (first[g], g))
+    have = Counter(s for g, s in assign.items() for _ in groups[g])
     random.Random(seed).shuffle(order)
     for g in order:
         s = next((s for s in ("test", "val") if have[s] < want[s] - 0.5 * len(groups[g]) or (have[s] == 0 and want[s] >= 1)), "train")
         assign[g] = s; have[s] += len(groups[g])
     return assign
 
-def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str="video",
-               test_glob:str|None=None) -> dict:  # images matching this pattern (with their whole video) form the test split; `test` must be 0
-    "Assign whole videos to train/val/test, write `splits.json` beside `annotations.json`, return it."
+def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0,
+               by:str="auto", # `auto` (patient where names carry a patient id, else video), `patient` or `video`
+               test_glob:str|None=None, # images matching this pattern (with their whole group) form the test split; `test` must be 0
+               overwrite:bool=False) -> dict: # replace an existing splits.json
+    "Assign whole patients/videos to train/val/test, write `splits.json` beside `annotations.json`, return it."
+    p = ann_path(root).parent/"splits.json"
+    if p.exists() and not overwrite: raise DataError(f"{p}: exists; pass --overwrite to replace it (models trained on the old split keep its record)")
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise DataError(f"--val {val} --test {test}: fractions must be in [0, 1) and sum below 1")
     if test_glob and test: raise DataError(f"--test-glob {test_glob!r} fixes the test split: drop --test {test} (or give --test 0)")
     names = sorted({e["image"] for e in load_annotations(root) if isinstance(e, dict) and isinstance(e.get("image"), str)})
-    groups = split_groups(names, by)
+    used = group_by(names, by); groups = split_groups(names, used)
     fixed = {g: "test" for g, ns in groups.items() if test_glob and any(fnmatch.fnmatchcase(n, test_glob) for n in ns)}
     if test_glob and not fixed: raise DataError(f"{root}: no image name matches --test-glob {test_glob!r}" + (f" (e.g. {names[0]!r})" if names else ""))
     if test_glob and len(fixed) == len(groups): raise DataError(f"--test-glob {test_glob!r} matches every image; nothing is left to train on")
@@ -665,10 +739,10 @@ def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0, by:str=
     assign = _deal(groups, {"test": test * len(names), "val": val * rest if test_glob else val * len(names)}, seed, fixed)
     try: salt = dataset_salt(root)        # kept from an earlier split: pseudonyms stay the same
     except DataError: salt = names_salt(names)
-    out = {"seed": seed, "val": val, "test": test, "by": by, "salt": salt, **({"test_glob": test_glob} if test_glob else {}),
+    out = {"seed": seed, "val": val, "test": test, "by": by, "group_by": used, "salt": salt, **({"test_glob": test_glob} if test_glob else {}),
            "groups": {video_id(n): assign[g] for g, ns in groups.items() for n in ns}}
     out.update({s: sorted(n for g, ns in groups.items() if assign[g] == s for n in ns) for s in SPLITS})
-    write_json(ann_path(root).parent/"splits.json", out, indent=1)
+    write_json(p, out, indent=1)
     return out
 
 # %% ../nbs/00_dataset.ipynb #10d0457d
@@ -678,17 +752,29 @@ PROBLEMS = {  # kind: (severity, what it means, what to do)
     "duplicate_entry": ("error", "image listed in more than one entry", "merge them into one entry (all objects in one `mask` list)"),
     "missing_image": ("error", "image file not found", "put the file beside annotations.json or in images/, or remove the entry"),
     "unreadable_image": ("error", "image file cannot be decoded", "re-export the image as PNG or JPEG, or remove the entry"),
+    "bad_name": ("error", "image name no file system can hold (a part over 255 bytes, or a NUL character)",
+                 "rename the file and its entry (parts of at most 255 bytes)"),
+    "outside_path": ("error", "image path leaves the data folder (absolute, `..`, or a link to elsewhere)",
+                     "move the image into the data folder, or pass --allow-outside if it is meant to live elsewhere"),
+    "too_large_image": ("error", "image has more pixels than the pipeline takes (its preprocessing would exhaust memory)",
+                        "downscale the image and its polygons, or raise --max-pixels"),
     "unannotated_image": ("warning", "image file with no entry", "annotate it, or move it out of the data folder"),
     "bad_text": ("error", "`text` is not a non-empty list of non-empty strings",
                  'give one description per object, e.g. ["blood vessel"]'),
+    "long_text": ("error", f"description longer than {MAX_TEXT_CHARS} characters: the chat would exceed the model's max_length",
+                  "shorten the description to a class name (e.g. \"blood vessel\", \"LAD\")"),
+    "too_many_objects": ("error", f"more than {MAX_OBJECTS} objects (texts) in one image: the chat would exceed the model's max_length",
+                         "give one text for all polygons, or merge objects"),
+    "reserved_token": ("error", "description contains a token the model reserves (<image>, [SEG], <|im_start|>, ...)",
+                       "remove the token from the description"),
     "text_mismatch": ("warning", "object and text counts differ (not one text, not one per object)",
                       "give one text for all polygons, or one text per object"),
     "short_polygon": ("error", "polygon with fewer than 3 points or an odd number of coordinates", "redraw or delete the polygon"),
     "non_numeric": ("error", "non-numeric coordinate", "coordinates must be JSON numbers; fix the exporter"),
     "non_finite": ("error", "NaN or infinite coordinate", "redraw the polygon or fix the exporter"),
     "negative_coordinate": ("error", "coordinate below 0", "clip to 0 or redraw the polygon"),
-    "out_of_bounds": ("error", "coordinate beyond the image", "clip to the image or redraw the polygon"),
-    "recorded_size": ("error", "all polygons fit a larger canvas: annotated at another recorded image size",
+    "out_of_bounds": ("error", "polygon reaching past the image", "clip the polygon to the image or redraw it"),
+    "recorded_size": ("error", "whole entry annotated at another recorded image size (one scale explains every coordinate)",
                       "run `check DIR --fix-scale OUT` to write a rescaled copy"),
     "empty_mask": ("error", "object covers no pixel centre (no polygon, or zero area)",
                    "redraw or remove the object; an empty target teaches 'no vessel'"),
@@ -707,18 +793,43 @@ def _truncated(p:Path, fmt:str) -> bool:
         f.seek(0, 2); f.seek(max(f.tell() - 64, 0)); tail = f.read()
     return not (tail.endswith(b"IEND\xaeB`\x82") if fmt == "PNG" else b"\xff\xd9" in tail)
 
-def _image_sizes(root:Path, names:list[str], decode:bool=False) -> dict:
-    "`{name: (H, W)}`, `'missing'` or `'unreadable'` for every name (header read; full decode with `decode`)."
-    out = {}
+def _image_size(root:Path, n:str, max_pixels:int, allow_outside:bool) -> tuple:
+    "`((H, W) or a problem kind, detail)` of one image, from its header."
+    d, why = ann_path(root).parent, _name_problem(n)
+    if why: return "bad_name", f"the name {why}"
+    p = next((p for p in (d/n, d/"images"/n) if p.is_file()), d/n)
+    if not allow_outside and _outside(d, p): return "outside_path", "the path resolves outside the data folder"
+    if not p.is_file(): return "missing_image", ""
+    try: h, w, fmt = _header_size(p)
+    except Exception: return "unreadable_image", "no image header"
+    big = _too_large(h, w, max_pixels)
+    if big: return "too_large_image", big
+    return ("unreadable_image", "the file is truncated") if _truncated(p, fmt) else ((h, w), "")
+
+# %% ../nbs/00_dataset.ipynb #367e10cf
+def _decodes(p:Path) -> bool:
+    "Whether every pixel of the image file decodes."
+    try:
+        with Image.open(p) as im: im.load()
+        return True
+    except Exception: return False
+
+def _decode_all(root:Path, names:list[str], sizes:dict, detail:dict):
+    "Mark the images whose pixel data does not decode (each distinct file once, on a few threads)."
+    paths = {n: image_path(root, n, allow_outside=True) for n in names}
+    keys = {n: (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for n, st in ((n, p.stat()) for n, p in paths.items())}
+    files = {k: paths[n] for n, k in keys.items()}   # hard links and repeated names: decoded once
+    ok = dict(zip(files, _threads(_decodes, list(files.values()))))
     for n in names:
-        p = image_path(root, n)
-        if not p.is_file(): out[n] = "missing"; continue
-        try:
-            if decode: out[n] = load_image(p).shape[:2]; continue
-            with Image.open(p) as im: w, h, fmt = *im.size, im.format
-            out[n] = "unreadable" if _truncated(p, fmt) else (h, w)
-        except Exception: out[n] = "unreadable"
-    return out
+        if not ok[keys[n]]: sizes[n], detail[n] = "unreadable_image", "the pixel data does not decode"
+
+def _image_sizes(root:Path, names:list[str], decode:bool=False, max_pixels:int=MAX_PIXELS,
+                 allow_outside:bool=False) -> tuple[dict, dict]:
+    "`{name: (H, W) or problem kind}` and `{name: detail}` from the headers; with `decode` every pixel is decoded."
+    res = {n: _image_size(root, n, max_pixels, allow_outside) for n in names}
+    sizes, detail = {n: r[0] for n, r in res.items()}, {n: r[1] for n, r in res.items()}
+    if decode: _decode_all(root, [n for n in names if isinstance(sizes[n], tuple)], sizes, detail)
+    return sizes, detail
 
 # %% ../nbs/00_dataset.ipynb #d04c7ca5
 def _entry_shape(e) -> str|None:
@@ -736,6 +847,13 @@ def _text_problem(e) -> str|None:
     t = e["text"]
     if not isinstance(t, list) or not t or not all(isinstance(s, str) and s.strip() for s in t): return f"text = {json.dumps(t)[:60]}"
     return None
+
+def _budget_problems(e) -> list[tuple[str, str]]:
+    "Descriptions the chat cannot hold: too long, reserved tokens, too many objects (under the object policy)."
+    out = [("long_text", f"text {k} has {len(t)} characters") for k, t in enumerate(e["text"]) if len(t) > MAX_TEXT_CHARS][:1]
+    out += [("reserved_token", f"text {k} contains {reserved_token(t)}") for k, t in enumerate(e["text"]) if reserved_token(t)][:1]
+    turns = 1 if len(e["text"]) == 1 else min(len(e["text"]), len(e["mask"]))
+    return out + ([("too_many_objects", f"{turns} objects")] if turns > MAX_OBJECTS else [])
 
 # %% ../nbs/00_dataset.ipynb #3b710f58
 def _polygon_problems(poly, where:str) -> tuple[list[tuple[str, str]], np.ndarray|None]:
@@ -763,38 +881,47 @@ def guess_canvas(h:int, w:int, max_x:float, max_y:float) -> tuple[int, int]:
     return int(round(cw * h / w)), cw
 
 # %% ../nbs/00_dataset.ipynb #71926547
+def _scale_evidence(v:np.ndarray, h:int, w:int) -> bool:
+    "Whether vertices `v (N, 2)` look annotated on a larger canvas: both sides overshot, a third of them beyond."
+    mx, my = v.max(0)
+    beyond = ((v[:, 0] > w) | (v[:, 1] > h)).mean()
+    return bool(mx > w * 1.02 + 1 and my > h * 1.02 + 1 and beyond >= 1/3 and mx <= 16 * w and my <= 16 * h)
+
+def _past_border(polys:list, h:int, w:int) -> str:
+    "Which polygons `[(item, polygon, (K, 2)), ...]` reach past a `w × h` image."
+    over = [(k, j, *a.max(0)) for k, j, a in polys if a[:, 0].max() > w or a[:, 1].max() > h]
+    s = "; ".join(f"mask item {k} polygon {j} reaches ({x:g}, {y:g})" for k, j, x, y in over[:3])
+    return s + (f" and {len(over) - 3} more" if len(over) > 3 else "") + f" on a {w}×{h} image"
+
 def _bounds_problems(ext:dict, sizes:dict) -> tuple[list[Problem], dict]:
-    "Out-of-bounds and recorded-size problems from `{entry: (name, max_x, max_y)}`; `{entry: canvas}` to fix."
-    over = defaultdict(list)
-    for i, (n, mx, my) in ext.items():
-        h, w = sizes[n]
-        if mx > w or my > h: over[(h, w)].append((i, n, mx, my))
-    probs, canvas = [], {}
-    for (h, w), items in over.items():
-        big = [t for t in items if (t[2] > w * 1.02 + 1 or t[3] > h * 1.02 + 1) and t[2] <= 16 * w and t[3] <= 16 * h]
-        c = guess_canvas(h, w, max(t[2] for t in big), max(t[3] for t in big)) if big else None
+    "Out-of-bounds and recorded-size problems from `{entry: (name, [(item, polygon, (K, 2)), ...])}`; `{entry: canvas}` to fix."
+    probs, scaled = [], defaultdict(list)
+    for i, (n, polys) in ext.items():
+        (h, w), v = sizes[n], np.concatenate([a for _, _, a in polys])
+        if not (v[:, 0].max() > w or v[:, 1].max() > h): continue
+        if _scale_evidence(v, h, w): scaled[(h, w)].append((i, n, *v.max(0)))
+        else: probs.append(Problem("out_of_bounds", i, n, _past_border(polys, h, w)))
+    canvas = {}
+    for (h, w), items in scaled.items():
+        c = guess_canvas(h, w, max(t[2] for t in items), max(t[3] for t in items))
         for i, n, mx, my in items:
-            if c and (i, n, mx, my) in big:
-                canvas[i] = c
-                probs.append(Problem("recorded_size", i, n, f"coordinates up to ({mx:g}, {my:g}) on a {w}×{h} image: "
-                                                            f"a {c[1]}×{c[0]} canvas, scale ×{w/c[1]:.4g}"))
-            else: probs.append(Problem("out_of_bounds", i, n, f"coordinates up to ({mx:g}, {my:g}) on a {w}×{h} image"))
-    return probs, canvas
+            canvas[i] = c
+            probs.append(Problem("recorded_size", i, n, f"coordinates up to ({mx:g}, {my:g}) on a {w}×{h} image: "
+                                                       f"a {c[1]}×{c[0]} canvas, scale ×{w/c[1]:.4g}"))
+    return sorted(probs, key=lambda p: p.entry), canvas
 
 # %% ../nbs/00_dataset.ipynb #16c4a62b
-def _object_problems(i:int, e:dict, size) -> tuple[list[Problem], tuple|None]:
-    "Polygon and empty-object problems of entry `i` (objects as the object policy forms them), and its extent."
-    probs, n, good, item = [], e["image"], [], []
+def _object_problems(i:int, e:dict, size) -> tuple[list[Problem], list]:
+    "Polygon and empty-object problems of entry `i` (objects as the object policy forms them), and its usable polygons."
+    probs, n, good, item, polys = [], e["image"], [], [], []
     for k, obj in enumerate(_objects(e)):
         if not obj: probs.append(Problem("empty_mask", i, n, f"mask item {k} has no polygon"))
         for j, poly in enumerate(obj):
             ps, a = _polygon_problems(poly, f"mask item {k} polygon {j}")
             probs += [Problem(kind, i, n, d) for kind, d in ps]
-            if a is not None: good.append(a); item.append(k)
-    if not good: return probs, None
-    allv = np.concatenate(good)
-    if isinstance(size, tuple): probs += _empty_objects(i, e, good, np.array(item), size)
-    return probs, (allv[:, 0].max(), allv[:, 1].max())
+            if a is not None: good.append(a); item.append(k); polys.append((k, j, a))
+    if good and isinstance(size, tuple): probs += _empty_objects(i, e, good, np.array(item), size)
+    return probs, polys
 
 def _empty_objects(i:int, e:dict, good:list, item:np.ndarray, size:tuple) -> list[Problem]:
     "`empty_mask` problems: objects (under the object policy) whose polygons cover no pixel centre."
@@ -810,6 +937,7 @@ class CheckReport:
     "What `check` found: entries, image files, problems; `exit_code` 0 clean, 1 problems."
     root:str; entries:int; images:int; problems:list; strict:bool=False; canvas:dict=field(default_factory=dict)
     salt:str = ""   # the dataset's pseudonym salt
+    decoded:bool = True   # every image's pixels were decoded
 
     def counts(self) -> dict: return dict(Counter(p.kind for p in self.problems))
     def severity(self, kind:str) -> str: return "error" if self.strict else PROBLEMS[kind][0]
@@ -824,9 +952,8 @@ def _image_files(root:Path) -> set[str]:
     return {p.name for sub in (d, d/"images") if sub.is_dir() for p in sub.iterdir()
             if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")}
 
-def check(root:str|Path, strict:bool=False, decode:bool=False) -> CheckReport:
-    "Validate a data folder; `DataError` only when `annotations.json` itself is unreadable."
-    root, entries = Path(root), load_annotations(root)
+def _entry_problems(entries:list) -> tuple[list[Problem], list[int], dict]:
+    "Malformed and duplicate entries; the indices of well-formed ones; `{name: first entry}`."
     probs, good, seen = [], [], {}
     for i, e in enumerate(entries):
         why = _entry_shape(e)
@@ -834,24 +961,42 @@ def check(root:str|Path, strict:bool=False, decode:bool=False) -> CheckReport:
         if why: probs.append(Problem("bad_entry", i, name, why)); seen.setdefault(name, i); continue
         if e["image"] in seen: probs.append(Problem("duplicate_entry", i, e["image"], f"also entry {seen[e['image']]}"))
         seen.setdefault(e["image"], i); good.append(i)
-    sizes = _image_sizes(root, sorted({entries[i]["image"] for i in good}), decode)
-    ext = {}
-    for i in good:
-        e = entries[i]; n, s = e["image"], sizes[e["image"]]
-        if s in ("missing", "unreadable"): probs.append(Problem(f"{s}_image", i, n))
-        t = _text_problem(e)
-        if t: probs.append(Problem("bad_text", i, n, t))
-        elif len(e["text"]) not in (1, len(e["mask"])):
+    return probs, good, seen
+
+# %% ../nbs/00_dataset.ipynb #91e4b809
+def _content_problems(i:int, e:dict, s, strict:bool) -> tuple[list[Problem], list]:
+    "Text and polygon problems of well-formed entry `i` whose image size (or problem kind) is `s`; its polygons."
+    n, probs = e["image"], []
+    t = _text_problem(e)
+    if t: probs.append(Problem("bad_text", i, n, t))
+    else:
+        probs += [Problem(k, i, n, d) for k, d in _budget_problems(e)]
+        if len(e["text"]) not in (1, len(e["mask"])):
             how = "" if strict else "; used as: texts paired in order, surplus polygons joined to the last object"
             probs.append(Problem("text_mismatch", i, n, f"{len(e['mask'])} objects, {len(e['text'])} texts{how}"))
-        ps, x = _object_problems(i, e, s)
+    ps, polys = _object_problems(i, e, s)
+    if not e["mask"]: ps.append(Problem("empty_mask", i, n, "`mask` is empty"))
+    return probs + ps, polys
+
+def check(root:str|Path, strict:bool=False,
+          decode:bool=True, # decode every image (threads); False reads headers only
+          max_pixels:int=MAX_PIXELS, # larger images are a problem
+          allow_outside:bool=False) -> CheckReport: # accept image paths leading out of the folder
+    "Validate a data folder; `DataError` only when `annotations.json` itself is unreadable."
+    root, entries = Path(root), load_annotations(root)
+    probs, good, seen = _entry_problems(entries)
+    sizes, detail = _image_sizes(root, sorted({entries[i]["image"] for i in good}), decode, max_pixels, allow_outside)
+    ext = {}
+    for i in good:
+        n, s = entries[i]["image"], sizes[entries[i]["image"]]
+        if isinstance(s, str): probs.append(Problem(s, i, n, detail[n]))
+        ps, polys = _content_problems(i, entries[i], s, strict)
         probs += ps
-        if not e["mask"]: probs.append(Problem("empty_mask", i, n, "`mask` is empty"))
-        if x and isinstance(s, tuple): ext[i] = (n, *x)
+        if polys and isinstance(s, tuple): ext[i] = (n, polys)
     bp, canvas = _bounds_problems(ext, sizes)
     probs += bp + [Problem("unannotated_image", None, n) for n in sorted(_image_files(root) - set(seen))]
-    images = _image_files(root) | {n for n, s in sizes.items() if s != "missing"}
-    return CheckReport(str(root), len(entries), len(images), probs, strict, canvas, dataset_salt(root, entries))
+    images = _image_files(root) | {n for n, s in sizes.items() if s not in ("missing_image", "bad_name", "outside_path")}
+    return CheckReport(str(root), len(entries), len(images), probs, strict, canvas, dataset_salt(root, entries), decode)
 
 # %% ../nbs/00_dataset.ipynb #d5dba3b4
 def _where(p:Problem, real_names:bool, salt:str="") -> str:
@@ -862,19 +1007,21 @@ def format_report(r:CheckReport, examples:int=3, real_names:bool=False) -> str:
     "Human summary of a `CheckReport`: counts per problem type, what to do, the first examples."
     c = r.counts()
     head = f"check {r.root}: {r.entries} entries, {r.images} images"
-    if not c: return head + " — no problems found"
+    skipped = "" if r.decoded else " (image pixels not decoded: --no-decode; corrupt pixel data is not caught)"
+    if not c: return head + " — no problems found" + skipped
     n = lambda k, w: f"{k} {w}{'' if k == 1 else 's'}"
     lines = [head + f" — {n(len(r.problems), 'problem')} ({n(r.errors(), 'error')}, {n(len(r.problems) - r.errors(), 'warning')})"]
     for kind in [k for k in PROBLEMS if k in c]:
         lines.append(f"  {r.severity(kind):7} {kind:19} {c[kind]:6}  {PROBLEMS[kind][1]}")
         lines.append(f"  {'':27}{'':6}  → {PROBLEMS[kind][2]}")
         lines += [f"  {'':27}{'':6}    e.g. {_where(p, real_names, r.salt)}" for p in [p for p in r.problems if p.kind == kind][:examples]]
+    if skipped: lines.append(" " + skipped)
     if not real_names: lines.append("  (file names are shown as pseudonyms; --real-names shows them, --json lists every occurrence)")
     return "\n".join(lines)
 
 def report_json(r:CheckReport, real_names:bool=False) -> dict:
     "Machine-readable `CheckReport` (every occurrence)."
-    return dict(root=r.root, entries=r.entries, images=r.images, exit_code=r.exit_code, counts=r.counts(),
+    return dict(root=r.root, entries=r.entries, images=r.images, exit_code=r.exit_code, decoded=r.decoded, counts=r.counts(),
                 problems=[dict(kind=p.kind, severity=r.severity(p.kind), entry=p.entry,
                                image=display_name(p.image, real_names, r.salt) if p.image else None, detail=p.detail, fix=PROBLEMS[p.kind][2])
                           for p in r.problems])
@@ -891,18 +1038,24 @@ def _rescaled(entry:dict, sx:float, sy:float) -> dict:
     def s(p): return [round(v * (sx if k % 2 == 0 else sy), 3) for k, v in enumerate(p)]
     return {**entry, "mask": [[s(p) for p in o] if o and isinstance(o[0], list) else s(o) for o in entry["mask"]]}
 
-def fix_scale(root:str|Path, out:str|Path, report:CheckReport|None=None) -> int:
-    "Write a copy of `root` to `out` with the recorded-size entries rescaled; returns how many were rescaled."
+def fix_scale(root:str|Path, out:str|Path, report:CheckReport|None=None) -> list[dict]:
+    "Write a copy of `root` to `out` with the recorded-size entries rescaled; returns every change made."
     root, out = Path(root), Path(out)
     report, entries = report or check(root), load_annotations(root)
-    sizes = {i: _image_sizes(root, [entries[i]["image"]])[entries[i]["image"]] for i in report.canvas}
+    sizes = {i: _image_sizes(root, [entries[i]["image"]])[0][entries[i]["image"]] for i in report.canvas}
     fixed = [_rescaled(e, sizes[i][1] / report.canvas[i][1], sizes[i][0] / report.canvas[i][0]) if i in report.canvas else e
              for i, e in enumerate(entries)]
     with staged(out, hint="pick a new folder (the input is never modified)", inputs=[root]) as tmp:
         for n in _image_files(root): _link_or_copy(image_path(root, n), tmp/n)
         if (ann_path(root).parent/"splits.json").is_file(): shutil.copy2(ann_path(root).parent/"splits.json", tmp/"splits.json")
         write_json(ann_path(tmp), fixed)
-    return len(report.canvas)
+    return [dict(entry=i, image=display_name(entries[i]["image"], salt=report.salt), canvas=report.canvas[i], size=sizes[i],
+                 scale=(sizes[i][1] / report.canvas[i][1], sizes[i][0] / report.canvas[i][0])) for i in sorted(report.canvas)]
+
+def format_change(c:dict) -> str:
+    "One line about one `fix_scale` change."
+    (ch, cw), (h, w), (sx, sy) = c["canvas"], c["size"], c["scale"]
+    return f"entry {c['entry']} ({c['image']}): annotated on {cw}×{ch}, image {w}×{h}: coordinates ×{sx:.4g} (x), ×{sy:.4g} (y)"
 
 # %% ../nbs/00_dataset.ipynb #6672c497
 def _bridge(outer:np.ndarray, hole:np.ndarray) -> np.ndarray:
@@ -1078,7 +1231,7 @@ def usable_entries(root:str|Path) -> tuple[list[dict], int]:
 def stats(root:str|Path) -> dict:
     "Summary statistics of a data folder; entries with `check` errors are counted in `unusable`, not measured."
     root, (entries, bad) = Path(root), usable_entries(root)
-    sizes = _image_sizes(root, sorted({e["image"] for e in entries}))
+    sizes = _image_sizes(root, sorted({e["image"] for e in entries}), allow_outside=True)[0]   # usable: checked already
     frames = Counter(video_id(e["image"]) for e in entries)
     out = dict(samples=len(entries), images=len(_image_files(root) | {e["image"] for e in entries}),
                unannotated_images=len(_image_files(root) - {e["image"] for e in entries}),
@@ -1195,9 +1348,11 @@ class VesselDataset:
                  cfg:DataConfig|None=None, # sizes and templates (default: `DataConfig()`)
                  repeats:float=1, seed:int=0,
                  strict:bool=False, # text/object count mismatches raise
-                 augment:Augment|None=None): # random transforms (training)
+                 augment:Augment|None=None, # random transforms (training)
+                 allow_outside:bool=False): # accept image paths leading out of the data folder
         self.root = Path(root or setting("paths.data") or "data/sample")
         self.cfg, self.repeats, self.seed, self.augment, self.epoch = cfg or DataConfig(), repeats, seed, augment, 0
+        self.allow_outside = allow_outside
         names, self.salt = set(load_split(self.root, split)), dataset_salt(self.root)
         self.entries = [e for e in load_annotations(self.root) if isinstance(e, dict) and e.get("image") in names]
         stale = names - {e["image"] for e in self.entries}
@@ -1209,7 +1364,7 @@ class VesselDataset:
 
     def _validate(self, names:set, strict:bool):
         "Refuse to train on entries that `check` finds errors in."
-        r = check(self.root, strict)
+        r = check(self.root, strict, decode=False, allow_outside=self.allow_outside)   # pixels: checked when loaded
         bad = [p for p in r.problems if r.severity(p.kind) == "error" and (p.image in names or p.image is None and p.entry is not None)]
         if bad:
             eg = "; ".join(f"{p.kind}: {_where(p, False, r.salt)}" for p in bad[:3])
@@ -1229,7 +1384,7 @@ def __getitem__(self:VesselDataset, i:int) -> dict:
     if not -len(self) <= i < len(self): raise IndexError(i)
     k = (i % len(self)) % len(self.entries)
     e, objs = self.entries[k], self.objects[k]
-    img = load_image(image_path(self.root, e["image"]), grey=True, name=display_name(e["image"], salt=self.salt))   # (H, W) or (H, W, 3)
+    img = load_image(image_path(self.root, e["image"], self.allow_outside), grey=True, name=display_name(e["image"], salt=self.salt))   # (H, W) or (H, W, 3)
     h, w = img.shape[:2]
     rng = random.Random(f"{self.seed}-{i % len(self)}")
     if self.augment: img, objs = augment(img, objs, np.random.default_rng([self.seed, self.epoch, i % len(self)]), self.augment)
@@ -1251,12 +1406,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true", help="warnings (text/object count mismatches, unannotated images) are errors")
     c.add_argument("--json", action="store_true", help="print every problem as JSON")
     c.add_argument("--fix-scale", metavar="OUT", help="write a copy with recorded-size entries rescaled to OUT")
-    c.add_argument("--decode", action="store_true", help="decode every image fully (slower, catches more corrupt files)")
+    c.add_argument("--no-decode", dest="decode", action="store_false", help="read image headers only (faster; corrupt pixel data is not caught)")
+    c.add_argument("--decode", action="store_true", default=True, help=argparse.SUPPRESS)   # the default; kept for old scripts
+    c.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=f"largest image in pixels (default {MAX_PIXELS:,})")
+    c.add_argument("--allow-outside", action="store_true", help="accept image paths that lead out of the data folder (absolute, .., links)")
     c.add_argument("--examples", type=int, default=3, help="examples shown per problem type")
     c.add_argument("--real-names", action="store_true", help="show real file names (they may hold patient names)")
-    s = sub.add_parser("split", help="assign whole videos to train/val/test; writes splits.json")
+    s = sub.add_parser("split", help="assign whole patients/videos to train/val/test; writes splits.json")
     s.add_argument("dir"); s.add_argument("--val", type=float, default=0.2); s.add_argument("--test", type=float, default=None, help="fraction of the images (default 0.2; 0 with --test-glob)")
-    s.add_argument("--seed", type=int, default=0); s.add_argument("--by", choices=["video", "patient"], default="video")
+    s.add_argument("--seed", type=int, default=0); s.add_argument("--by", choices=GROUPINGS, default="auto", help="group frames by patient (auto: where names carry one) or by video")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing splits.json")
     s.add_argument("--test-glob", help="images whose name matches this pattern are the test split (a published split); --val is then a fraction of the rest")
     i = sub.add_parser("import", help="convert masks / COCO / LabelMe to annotations.json")
     i.add_argument("fmt", choices=["masks", "coco", "labelme"]); i.add_argument("src"); i.add_argument("out")
@@ -1274,12 +1433,12 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/00_dataset.ipynb #dcaba46a
 def _cmd_check(a) -> int:
-    r = check(a.dir, a.strict, a.decode)
+    r = check(a.dir, a.strict, a.decode, a.max_pixels, a.allow_outside)
     print(json.dumps(report_json(r, a.real_names), indent=1) if a.json else format_report(r, a.examples, a.real_names))
     if a.fix_scale:
-        n = fix_scale(a.dir, a.fix_scale, r)
-        print(f"wrote {a.fix_scale}: {n} entries rescaled; other problems are not fixed: run check on it",
-              file=sys.stderr if a.json else sys.stdout)
+        ch, out = fix_scale(a.dir, a.fix_scale, r), sys.stderr if a.json else sys.stdout
+        for c in ch: print("rescaled " + format_change(c), file=out)
+        print(f"wrote {a.fix_scale}: {len(ch)} entries rescaled; other problems are not fixed: run check on it", file=out)
     return r.exit_code
 
 def _cmd_import(a) -> int:
@@ -1298,8 +1457,8 @@ def main(argv:list[str]|None=None) -> int:
         if a.cmd == "import": return _cmd_import(a)
         if a.cmd == "split":
             if a.test is None: a.test = 0 if a.test_glob else 0.2
-            sp = split_data(a.dir, a.val, a.test, a.seed, a.by, a.test_glob)
-            print(f"wrote {ann_path(a.dir).parent/'splits.json'}: " + ", ".join(f"{s} {len(sp[s])} images" for s in SPLITS))
+            sp = split_data(a.dir, a.val, a.test, a.seed, a.by, a.test_glob, a.overwrite)
+            print(f"wrote {ann_path(a.dir).parent/'splits.json'} (grouped by {sp['group_by']}): " + ", ".join(f"{s} {len(sp[s])} images" for s in SPLITS))
         if a.cmd == "synth": print(f"wrote {len(synth(a.out, a.videos, a.frames, a.size, a.seed))} frames to {a.out}")
         if a.cmd == "stats": s = stats(a.dir); print(json.dumps(s, indent=1) if a.json else format_stats(s))
         if a.cmd == "preview": print(f"wrote {len(preview(a.dir, a.out, a.n, a.seed, a.real_names))} previews to {a.out}")
