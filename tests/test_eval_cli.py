@@ -30,11 +30,12 @@ def test_cli_frangi_end_to_end(data, tmp_path):
     r = run_cli("--model", "frangi", "--data", data, "--split", "test", "--out", out, "--save-probs")
     assert r.returncode == 0, r.stderr
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["figures", "metrics.json", "per_image.csv", "per_video.csv", "probs", "threshold_curve.csv"]
+    assert files == [".vessel_nb-output", "figures", "metrics.json", "per_image.csv", "per_video.csv", "probs", "threshold_curve.csv"]
     m = json.loads((out/"metrics.json").read_text())
     for k in METRICS + ("cldice", "threshold", "threshold_source", "split", "model", "data_fingerprint"): assert k in m, k
     assert m["split"] == "test" and m["threshold_source"] == "val curve" and m["threshold_split"] == "val"
     assert m["leakage"] == "clean" and m["leakage_acknowledged"] is False and m["model"]["kind"] == "frangi"
+    assert m["overlap"]["n"] == 0 and m["overlap"]["n_training"] == len(load_split(data, "train")) and m["excluded_n"] == 0
     assert m["model"]["fit_split"] == "train" and m["n_images"] == len(load_split(data, "test"))
     assert 0 <= m["dice"] <= 1 and m["dice"] == pytest.approx(np.mean([float(r["dice"]) for r in csv.DictReader(open(out/"per_image.csv"))]))
     rows = list(csv.DictReader(open(out/"per_image.csv")))
@@ -52,12 +53,14 @@ def test_cli_frangi_end_to_end(data, tmp_path):
 
 def test_cli_refuses_training_split_unless_acknowledged(data, tmp_path):
     r = run_cli("--model", "frangi", "--data", data, "--split", "train", "--out", tmp_path/"o")
-    assert r.returncode == 2 and "refusing to evaluate on 'train'" in r.stderr and "--allow-train-split" in r.stderr
+    assert r.returncode == 1 and "refusing to evaluate on 'train'" in r.stderr and "--allow-overlap" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path/"o").exists()  # nothing partial left behind
-    r = run_cli("--model", "frangi", "--data", data, "--split", "train", "--out", tmp_path/"o", "--allow-train-split", "--no-cldice")
-    assert r.returncode == 0, r.stderr
-    m = json.loads((tmp_path/"o"/"metrics.json").read_text())
-    assert m["leakage_acknowledged"] is True and m["leakage"] == "leak" and "LEAKAGE ACKNOWLEDGED" in r.stdout
+    for flag in ("--allow-overlap", "--allow-train-split"):  # the older name still works
+        r = run_cli("--model", "frangi", "--data", data, "--split", "train", "--out", tmp_path/flag, flag, "--no-cldice")
+        assert r.returncode == 0, r.stderr
+        m = json.loads((tmp_path/flag/"metrics.json").read_text())
+        assert m["leakage_acknowledged"] is True and m["leakage"] == "overlap" and "LEAKAGE ACKNOWLEDGED" in r.stdout
+        assert m["overlap"]["flag"] == "--allow-overlap" and m["overlap"]["n"] == m["n_images"] == len(m["overlap"]["images"])
 
 
 def run_main(capsys, *args):
@@ -73,19 +76,19 @@ def test_cli_fixed_threshold_and_existing_output(data, tmp_path, capsys):
     m = json.loads((tmp_path/"o"/"metrics.json").read_text())
     assert m["threshold"] == 0.4 and m["threshold_source"] == "fixed (--threshold)" and "cldice" not in m
     rc, out, err = run_main(capsys, "--model", "frangi", "--data", data, "--out", tmp_path/"o")
-    assert rc == 2 and "--overwrite" in err
+    assert rc == 1 and "--overwrite" in err
 
 
 def test_cli_bad_inputs(data, tmp_path, capsys):
     rc, _, err = run_main(capsys, "--model", "frangi", "--data", tmp_path/"nowhere", "--out", tmp_path/"o")
-    assert rc == 2 and "no annotations.json" in err
+    assert rc == 1 and "no annotations.json" in err
     rc, _, err = run_main(capsys, "--model", tmp_path/"no_model", "--data", data, "--out", tmp_path/"o")
-    assert rc == 2 and "not 'frangi' and not a folder" in err
+    assert rc == 1 and "not 'frangi' and not a folder" in err
     (tmp_path/"empty_model").mkdir()
     rc, _, err = run_main(capsys, "--model", tmp_path/"empty_model", "--data", data, "--out", tmp_path/"o")
-    assert rc == 2 and "no config.json" in err
+    assert rc == 1 and "config.json" in err and err.count("error: ") == 1 and "Traceback" not in err
     rc, _, err = run_main(capsys, "--checkpoints", tmp_path, "--split", "test", "--data", data, "--out", tmp_path/"o")
     assert rc == 2 and "'val' only" in err
     rc, _, err = run_main(capsys, "--checkpoints", tmp_path, "--data", data, "--out", tmp_path/"o")
-    assert rc == 2 and "no complete iter_N" in err
+    assert rc == 1 and "no complete iter_N" in err
     assert not (tmp_path/"o").exists()

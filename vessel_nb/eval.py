@@ -15,22 +15,24 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 from fastcore.imports import in_notebook
-from skimage.filters import frangi
+from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 from skimage.morphology import skeletonize
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['EMPTY_POLICIES', 'METRICS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'as_masks', 'mask_pair',
-           'confusion_counts', 'check_empty', 'safe_ratio', 'metrics_from_counts', 'segmentation_metrics',
+__all__ = ['EMPTY_POLICIES', 'METRICS', 'FIT_IMAGES', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'as_masks',
+           'mask_pair', 'confusion_counts', 'check_empty', 'safe_ratio', 'metrics_from_counts', 'segmentation_metrics',
            'skeleton_counts', 'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics', 'as_probs', 'binarize',
-           'threshold_grid', 'threshold_bins', 'ThresholdCurve', 'nanmean', 'LeakageError', 'ThresholdChoice',
-           'choose_threshold', 'to_gray', 'FrangiConfig', 'FrangiBaseline', 'fit_frangi', 'EvalSample', 'EvalSplit',
-           'read_mask_pairs', 'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'fig_png',
-           'save_figure', 'ProbaModel', 'is_checkpoint', 'load_checkpoint_model', 'load_eval_model',
-           'images_fingerprint', 'leakage_evidence', 'check_leakage', 'EvalConfig', 'tuning_split', 'pick_threshold',
-           'write_csv', 'jsonable', 'public_provenance', 'curve_rows', 'case_figures', 'resolve_paths', 'prob_saver',
-           'result_record', 'write_outputs', 'evaluate', 'checkpoint_dirs', 'best_row', 'evaluate_checkpoints',
-           'checkpoint_plot', 'main', 'playground_view', 'playground']
+           'threshold_grid', 'threshold_bins', 'curve_hist', 'ThresholdCurve', 'nanmean', 'LeakageError', 'EvalError',
+           'ThresholdChoice', 'choose_threshold', 'process_pool', 'parallel_map', 'to_gray', 'FrangiConfig',
+           'frangi_scale', 'frangi_vesselness', 'frangi_prob', 'FrangiBaseline', 'fit_sample', 'fit_frangi',
+           'EvalSample', 'EvalSplit', 'split_problems', 'valid_split', 'read_mask_pairs', 'predict_probs', 'run_split',
+           'overlay', 'error_map', 'six_panel', 'fig_png', 'save_figure', 'ProbaModel', 'verify_model_folder',
+           'read_training_set', 'is_checkpoint', 'load_checkpoint_model', 'frangi_model', 'load_eval_model',
+           'images_fingerprint', 'leakage_record', 'EvalConfig', 'check_config', 'tuning_split', 'pick_threshold',
+           'write_csv', 'jsonable', 'public_provenance', 'curve_rows', 'pred_keeper', 'case_figures', 'resolve_paths',
+           'run_inputs', 'prob_saver', 'result_record', 'write_outputs', 'evaluate', 'checkpoint_dirs', 'best_row',
+           'evaluate_checkpoints', 'checkpoint_plot', 'main', 'playground_view', 'playground']
 
 # %% ../nbs/04_eval.ipynb #5c477467
 def as_masks(x, # masks: numpy or torch, `(H, W)` or `(B, H, W)`, bool or {0, 1}
@@ -214,6 +216,11 @@ def threshold_bins(prob:np.ndarray, thresholds:np.ndarray) -> np.ndarray: # int6
     return np.searchsorted(thresholds, prob.astype(np.float32), side="right") - 1
 
 # %% ../nbs/04_eval.ipynb #e7cbb760
+def curve_hist(prob:np.ndarray, gt:np.ndarray, thresholds:np.ndarray) -> np.ndarray: # int64 `(2, K)`
+    "Vessel and background pixel counts per threshold bin of one probability map `(H, W)`."
+    idx, K = threshold_bins(prob, thresholds), len(thresholds)
+    return np.stack([np.bincount(idx[gt], minlength=K), np.bincount(idx[~gt], minlength=K)])
+
 class ThresholdCurve:
     "Per-image histograms of vessel/background probabilities → exact metrics at every threshold of a grid."
     def __init__(self, split:str|None, # the split the probabilities come from (recorded, checked by `choose_threshold`)
@@ -228,10 +235,12 @@ class ThresholdCurve:
         "Add probability maps `(B, H, W)` and their ground truths."
         prob, gt = as_probs(prob), as_masks(gt, "gt")
         if prob.shape != gt.shape: raise ValueError(f"prob shape {prob.shape} != gt shape {gt.shape}")
-        K = len(self.thresholds)
-        for p, g in zip(prob, gt):
-            idx = threshold_bins(p, self.thresholds)
-            self._pos.append(np.bincount(idx[g], minlength=K)); self._neg.append(np.bincount(idx[~g], minlength=K))
+        for p, g in zip(prob, gt): self.add_hist(curve_hist(p, g, self.thresholds))
+        return self
+
+    def add_hist(self, h:np.ndarray): # `(2, K)` from `curve_hist`
+        "Add one image's vessel/background histograms."
+        self._pos.append(h[0]); self._neg.append(h[1])
         return self
 
 # %% ../nbs/04_eval.ipynb #b4f3699e
@@ -259,6 +268,9 @@ def table(self:ThresholdCurve) -> dict[str, np.ndarray]:
 class LeakageError(ValueError):
     "Evaluating on data that was used to fit the model or its threshold."
 
+class EvalError(ValueError):
+    "An invalid evaluation setting (a flag's value)."
+
 @dataclass
 class ThresholdChoice:
     "A threshold and where it came from."
@@ -282,6 +294,31 @@ def choose_threshold(curve:ThresholdCurve, # computed on a split other than the 
     t = float(f"{curve.thresholds[k]:.6g}")  # the float32 grid value, written short (binarize compares in float32)
     return ThresholdChoice(t, f"{curve.split} curve", curve.split, criterion, float(col[k]))
 
+# %% ../nbs/04_eval.ipynb #374a29bd
+def _progress(total:int, desc:str, enabled:bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr)
+
+_POOLS = {}
+
+def process_pool(workers:int):
+    "A process pool of `workers` processes, started once and reused."
+    if workers not in _POOLS:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn"))
+    return _POOLS[workers]
+
+def parallel_map(fn, # a function of this module (looked up by name there, so a notebook can use it too)
+                 jobs:list, workers:int=1, progress:bool=False, desc:str="") -> list:
+    "`[fn(j) for j in jobs]`, on `workers` processes when `workers > 1`, with a progress bar."
+    if workers > 1 and len(jobs) > 1:
+        import vessel_nb.eval as m
+        it = process_pool(workers).map(getattr(m, fn.__name__), jobs)
+    else: it = map(fn, jobs)
+    with _progress(len(jobs), desc, progress) as bar: return [(r, bar.update())[0] for r in it]
+
+
 # %% ../nbs/04_eval.ipynb #ccdb82e2
 def to_gray(image) -> np.ndarray: # float64 `(H, W)` in [0, 1]
     "Grey image in [0, 1] from a uint8 `(H, W)`/`(H, W, 3)` array, a PIL image or a float image in [0, 1]."
@@ -301,49 +338,99 @@ class FrangiConfig:
     fov_level:float = 0.1         # grey level below which a pixel is outside the field of view (0: no FOV mask)
     fov_erode:int = 8             # pixels removed from the field of view's border
 
+FIT_IMAGES = 64  # at most this many training images fit the scales (evenly spaced over the split)
+
 # %% ../nbs/04_eval.ipynb #b207db0b
+def frangi_scale(g:np.ndarray, # float32 grey image `(H, W)`
+                 sigma:float, black_ridges:bool=True, beta:float=0.5) -> tuple[np.ndarray, np.ndarray]:
+    "Blobness factor and squared structure `s²` of the Hessian at one scale (the terms of skimage's `frangi`)."
+    e0, e1 = hessian_matrix_eigvals(hessian_matrix(g if black_ridges else -g, sigma, mode="reflect", use_gaussian_derivatives=True))
+    swap = np.abs(e0) > np.abs(e1)  # sorted by magnitude: l1 is the smaller
+    l1, l2 = np.where(swap, e1, e0), np.maximum(np.where(swap, e0, e1), np.float32(1e-10))
+    with np.errstate(over="ignore"): return np.exp(-(l1 / l2)**2 / np.float32(2 * beta**2)), e0**2 + e1**2
+
+def frangi_vesselness(terms:list) -> np.ndarray: # float32 `(H, W)`
+    "Max over scales of the Frangi response; γ from the first scale's structure, as skimage's `frangi`."
+    gamma = float(np.sqrt(terms[0][1].max())) / 2 or 1.0
+    out = np.zeros_like(terms[0][0])
+    for blob, s2 in terms: np.maximum(out, blob * (1 - np.exp(-s2 / np.float32(2 * gamma**2))), out=out)
+    return out
+
+def frangi_prob(g:np.ndarray, v:np.ndarray, cfg:FrangiConfig) -> np.ndarray: # float32 `(H, W)` in [0, 1]
+    "Vesselness `v` of grey image `g`, masked to the field of view and scaled by its percentile."
+    if cfg.fov_level > 0: v = v * ndi.binary_erosion(g > cfg.fov_level, iterations=cfg.fov_erode)
+    q = np.percentile(v, cfg.quantile)
+    return (np.clip(v / q, 0, 1) if q > 0 else np.zeros_like(v)).astype(np.float32)
+
+
+# %% ../nbs/04_eval.ipynb #15c37e34
+def _frangi_job(args) -> np.ndarray:
+    cfg, image = args
+    return FrangiBaseline(FrangiConfig(**cfg), workers=1).predict_proba(image)
+
 class FrangiBaseline:
     "Frangi vesselness as a model: `predict_proba(image) -> float32 (H, W)` in [0, 1]."
-    def __init__(self, cfg:FrangiConfig=FrangiConfig(), fit:dict|None=None): self.cfg, self.fit = cfg, dict(fit or {})
+    def __init__(self, cfg:FrangiConfig=FrangiConfig(), fit:dict|None=None,
+                 workers:int|None=None): # processes for `predict_proba_batch` (default: every core)
+        if workers is not None and (not isinstance(workers, int) or workers < 1): raise ValueError(f"workers={workers!r}: must be an integer >= 1")
+        self.cfg, self.fit, self.workers = cfg, dict(fit or {}), workers or os.cpu_count() or 1
 
     def predict_proba(self, image) -> np.ndarray:
         "Vesselness map of one image, scaled to [0, 1]."
-        c, g = self.cfg, to_gray(image)
-        v = frangi(g, sigmas=c.sigmas, alpha=c.alpha, beta=c.beta, black_ridges=c.black_ridges)
-        if c.fov_level > 0: v = v * ndi.binary_erosion(g > c.fov_level, iterations=c.fov_erode)
-        q = np.percentile(v, c.quantile)
-        return (np.clip(v / q, 0, 1) if q > 0 else np.zeros_like(v)).astype(np.float32)
+        c, g = self.cfg, to_gray(image).astype(np.float32)
+        return frangi_prob(g, frangi_vesselness([frangi_scale(g, s, c.black_ridges, c.beta) for s in c.sigmas]), c)
+
+    def predict_proba_batch(self, images:list) -> list[np.ndarray]:
+        "Maps of several images, filtered on `workers` processes."
+        return parallel_map(_frangi_job, [(asdict(self.cfg), im) for im in images], self.workers)
 
     def provenance(self) -> dict:
-        "What this baseline is and what it was fitted on (read by the leakage check)."
+        "What this baseline is and what it was fitted on."
         return dict(kind="frangi", config=asdict(self.cfg), **self.fit)
 
     def __repr__(self): return f"FrangiBaseline(sigmas={self.cfg.sigmas}, fit_split={self.fit.get('fit_split')!r})"
 
+
 # %% ../nbs/04_eval.ipynb #532a35e2
 SIGMA_GRID = ((2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 6), (4, 5, 6, 7))
 
+def fit_sample(n:int, k:int=FIT_IMAGES) -> list[int]:
+    "Indices of at most `k` of `n` images, evenly spaced (all of them when `n <= k`)."
+    if not isinstance(k, int) or k < 1: raise ValueError(f"fit sample size {k!r}: must be an integer >= 1")
+    return list(range(n)) if n <= k else sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
+
+def _fit_hists(args) -> np.ndarray: # int64 `(G, 2, K)`
+    "Threshold histograms of one training image for every scale set of the grid (each scale filtered once)."
+    cfg, grid, thresholds, image, gt = args
+    cfg, g = FrangiConfig(**cfg), to_gray(image).astype(np.float32)
+    terms = {s: frangi_scale(g, s, cfg.black_ridges, cfg.beta) for s in sorted({s for sig in grid for s in sig})}
+    return np.stack([curve_hist(frangi_prob(g, frangi_vesselness([terms[s] for s in sig]), cfg), gt, thresholds) for sig in grid])
+
+
+# %% ../nbs/04_eval.ipynb #c830ae5e
 def fit_frangi(images:list, # training images (uint8, `(H, W)` or `(H, W, 3)`)
                masks:list, # their ground-truth masks `(H, W)`
-               split:str="train", # the split they come from (recorded; evaluation on it is then refused)
-               names:list[str]|None=None, # their image names (recorded for the leakage check)
+               split:str="train", # the split they come from (recorded)
                grid=SIGMA_GRID, # candidate scale sets
-               cfg:FrangiConfig=FrangiConfig(), n:int=100) -> FrangiBaseline:
+               cfg:FrangiConfig=FrangiConfig(), n:int=100,
+               workers:int|None=None, # processes (default: every core)
+               progress:bool=False) -> FrangiBaseline:
     "Choose the Frangi scales with the best mean Dice (each at its best threshold) on training images."
     if not len(images): raise ValueError(f"fit_frangi: no images in split {split!r}")
-    scores = []
-    for sig in grid:
-        m, cur = FrangiBaseline(replace(cfg, sigmas=tuple(sig))), ThresholdCurve(split, n)
-        for im, gt in zip(images, masks): cur.update(m.predict_proba(im), gt)
-        scores.append(choose_threshold(cur, None))
+    w, curves = workers or os.cpu_count() or 1, [ThresholdCurve(split, n) for _ in grid]
+    jobs = [(asdict(cfg), grid, threshold_grid(n), im, gt) for im, gt in zip(images, masks)]
+    for h in parallel_map(_fit_hists, jobs, w, progress, f"fit Frangi scales on {len(images)} {split} images"):
+        for cur, hk in zip(curves, h): cur.add_hist(hk)
+    scores = [choose_threshold(c, None) for c in curves]
     best = int(np.argmax([s.score for s in scores]))
-    fit = dict(fit_split=split, fit_images=len(images), fit_threshold=scores[best].threshold, fit_dice=scores[best].score,
-               sigma_grid=[list(s) for s in grid], train_images=list(names) if names is not None else None)
-    return FrangiBaseline(replace(cfg, sigmas=tuple(grid[best])), fit)
+    fit = dict(fit_split=split, fit_images=len(images), fit_threshold=scores[best].threshold, fit_dice=scores[best].score, sigma_grid=[list(s) for s in grid])
+    return FrangiBaseline(replace(cfg, sigmas=tuple(grid[best])), fit, workers)
+
 
 # %% ../nbs/04_eval.ipynb #2ea3999b
 from .dataset import (DataError, staged, load_annotations, load_split, image_path, load_image, rasterize, entry_objects,
-                               display_name, pseudonym, video_id, data_fingerprint, split_fingerprints, write_json)
+                               display_name, pseudonym, video_id, data_fingerprint, split_fingerprints, write_json, check,
+                               dataset_salt, TRAINING_SET_FILE, training_set, set_overlap, verify_checksums)
 
 @dataclass
 class EvalSample:
@@ -353,27 +440,49 @@ class EvalSample:
     image:np.ndarray    # uint8 `(H, W, 3)` or `(H, W)`
     gt:np.ndarray       # bool `(H, W)`: union of the image's objects
 
+
 # %% ../nbs/04_eval.ipynb #5a7e3c1f
 class EvalSplit:
     "Lazy sequence of `EvalSample`s of one split of a data folder."
     def __init__(self, root:str|Path, # data folder with annotations.json and splits.json
                  split:str, # "train", "val", "test" or "all"
-                 real_names:bool=False): # show real file names (they can contain patient names)
-        self.root, self.split, self.real_names = Path(root), split, real_names
-        entries = {e.get("image"): e for e in load_annotations(root)}
-        self.images = load_split(root, split)
+                 real_names:bool=False, # show real file names (they can contain patient names)
+                 exclude=()): # image names left out (see `valid_split`)
+        self.root, self.split, self.real_names, self.salt = Path(root), split, real_names, dataset_salt(root)
+        entries, exclude = {e.get("image"): e for e in load_annotations(root) if isinstance(e, dict)}, set(exclude)
+        self.images = [n for n in load_split(root, split) if n not in exclude]
         missing = [n for n in self.images if n not in entries]
-        if missing: raise DataError(f"{self.root/'splits.json'}: {len(missing)} {split} images have no annotation (e.g. {missing[0]!r}); re-run `python -m vessel_nb.dataset split`")
+        if missing: raise DataError(f"{self.root/'splits.json'}: {len(missing)} {split} images have no annotation (e.g. {self.show(missing[0])}); re-run `python -m vessel_nb.dataset split`")
         self.entries = [entries[n] for n in self.images]
 
+    def show(self, name:str) -> str: return display_name(name, self.real_names, self.salt)
     def __len__(self): return len(self.entries)
 
     def __getitem__(self, i:int) -> EvalSample:
         e = self.entries[i]; img = load_image(image_path(self.root, e["image"]))
         polys = [p for _, ps in entry_objects(e) for p in ps]
         gt = rasterize(polys, *img.shape[:2]).astype(bool)  # (H, W)
-        real = self.real_names
-        return EvalSample(display_name(e["image"], real), video_id(e["image"]) if real else pseudonym(e["image"]), img, gt)
+        return EvalSample(self.show(e["image"]), video_id(e["image"]) if self.real_names else pseudonym(e["image"], self.salt), img, gt)
+
+
+# %% ../nbs/04_eval.ipynb #7804576b
+def split_problems(root:str|Path, names:list[str]) -> dict[str, list[str]]:
+    "`{image: [problem, ...]}` for the images of `names` in which the data check finds errors."
+    r, want, out = check(root), set(names), {}
+    for p in r.problems:
+        if r.severity(p.kind) == "error" and p.image in want: out.setdefault(p.image, []).append(p.kind + (f" ({p.detail})" if p.detail else ""))
+    return out
+
+def valid_split(root:str|Path, split:str, real_names:bool=False,
+                exclude_invalid:bool=False) -> tuple[EvalSplit, list[dict]]: # the split, and `{image, split, reason}` per exclusion
+    "The split without invalid entries; `DataError` listing each of them unless `exclude_invalid`."
+    bad, salt = split_problems(root, load_split(root, split)), dataset_salt(root)
+    ex = [dict(image=display_name(n, real_names, salt), split=split, reason="; ".join(ps)) for n, ps in bad.items()]
+    if ex and not exclude_invalid:
+        raise DataError(f"{root}: {len(ex)} {split!r} image(s) fail the data check and cannot be scored: " + "; ".join(f"{e['image']}: {e['reason']}" for e in ex)
+                        + f". Fix them (see `python -m vessel_nb.dataset check {root}`) or pass --exclude-invalid to leave them out (recorded)")
+    return EvalSplit(root, split, real_names, exclude=bad), ex
+
 
 # %% ../nbs/04_eval.ipynb #58d35f3a
 def read_mask_pairs(folder:str|Path, # folder of `N.png` images and `N_gt.png` masks
@@ -396,10 +505,6 @@ def predict_probs(model, images:list, batch_size:int=1) -> list[np.ndarray]:
     if hasattr(model, "predict_proba_batch"):
         return [p for i in range(0, len(images), batch_size) for p in model.predict_proba_batch(images[i:i+batch_size])]
     return [model.predict_proba(im) for im in images]
-
-def _progress(total:int, desc:str, enabled:bool):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr)
 
 # %% ../nbs/04_eval.ipynb #31a02af8
 def run_split(model, samples, # a model with `predict_proba` and a sequence of `EvalSample`
@@ -481,50 +586,78 @@ class ProbaModel:
 
 # %% ../nbs/04_eval.ipynb #81272fbb
 def _json(path:Path) -> dict:
-    try: return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e: raise DataError(f"{path}: cannot read ({e}); the model folder is incomplete") from None
+    try: d = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise DataError(f"{path}: cannot read ({e}); the model folder is damaged: copy it again") from None
+    if not isinstance(d, dict): raise DataError(f"{path}: not a JSON object; the model folder is damaged: copy it again")
+    return d
+
+def verify_model_folder(folder:str|Path):
+    "Check a model folder's files against its `checksums.json`; a warning line when it has none (an older version)."
+    if not verify_checksums(folder): print(f"warning: {folder} has no checksums.json (written by an older version); its files are not verified", file=sys.stderr)
+
+def read_training_set(folder:str|Path) -> dict|None:
+    "The model folder's record of its training images (`training_set.json`), or None when it has none."
+    p = Path(folder)/TRAINING_SET_FILE
+    return _json(p) if p.is_file() else None
 
 def is_checkpoint(path:str|Path) -> bool:
     "A training checkpoint folder `WORK/iter_N` (trainable weights + meta.json)?"
     return (Path(path)/"trainable.safetensors").is_file() and (Path(path)/"meta.json").is_file()
 
+def _weights(path:Path) -> dict:
+    from safetensors.torch import load_file
+    try: return load_file(path)
+    except Exception as e: raise DataError(f"{path}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); the file is damaged: copy the folder again") from None
+
 def load_checkpoint_model(ckpt:str|Path, device=None):
     "Rebuild the model of a training checkpoint from its config and load its trainable weights strictly."
     import vessel_nb.model as vm
-    from safetensors.torch import load_file
-    ckpt = Path(ckpt); meta = _json(ckpt/"meta.json"); tc = meta.get("config", {})
+    ckpt = Path(ckpt); meta = _json(ckpt/"meta.json"); tc = meta.get("config") or {}
     if "preset" not in tc: raise DataError(f"{ckpt/'meta.json'}: no config.preset; not a vessel_nb training checkpoint")
     mc = vm.get_config(tc["preset"], **(tc.get("model") or {}))   # this machine's weight paths, the run's overrides
     model = vm.build_model(mc, random_weights=tc.get("random_weights", False), device=device)
     try: model.check_identity(meta.get("identity") or {}, str(ckpt))
     except ValueError as e: raise DataError(f"{e}; set the same base weights in settings.ini") from None
-    model.load_trainable(load_file(ckpt/"trainable.safetensors"), str(ckpt/"trainable.safetensors"))
+    model.load_trainable(_weights(ckpt/"trainable.safetensors"), str(ckpt/"trainable.safetensors"))
     prov = dict(kind="checkpoint", path=str(ckpt.resolve()), iter=meta.get("iter"), preset=tc["preset"],
                 data_fingerprint=meta.get("data_fingerprint"), split_fingerprints=meta.get("split_fingerprints"))
     return model.eval(), prov
 
+
 # %% ../nbs/04_eval.ipynb #6e264f91
+def frangi_model(data:str|Path, fit_images:int=FIT_IMAGES, workers:int|None=None, progress:bool=False,
+                 exclude_invalid:bool=False, n:int=100):
+    "`(baseline, provenance)`: Frangi fitted on at most `fit_images` training images; the provenance holds their record."
+    train, ex = valid_split(data, "train", exclude_invalid=exclude_invalid)
+    if not len(train): raise DataError(f"{data}: the training split is empty; the Frangi baseline needs training images")
+    idx = fit_sample(len(train), fit_images); samples = [train[i] for i in idx]
+    m = fit_frangi([s.image for s in samples], [s.gt for s in samples], "train", n=n, workers=workers, progress=progress)
+    m.fit.update(fit_sample=f"{len(idx)} of {len(train)} training images, evenly spaced")
+    names = [train.images[i] for i in idx]
+    return m, dict(m.provenance(), data_fingerprint=data_fingerprint(data), training_set=training_set(data, names), excluded=ex)
+
 def load_eval_model(spec:str, # "frangi", an exported model folder or a checkpoint folder WORK/iter_N
                     data:str|Path|None=None, # data folder (the baseline is fitted on its training split)
                     prompt:str=DEFAULT_PROMPT, device=None, progress:bool=False,
-                    answer:str|None=None): # neural models: a fixed answer with [SEG] instead of decoding one
-    "`(model, provenance)` for the CLI's `--model`; every model has `predict_proba(image)`."
-    if spec == "frangi":
-        train = EvalSplit(data, "train")
-        if not len(train): raise DataError(f"{data}: the training split is empty; the Frangi baseline needs training images")
-        samples = [train[i] for i in range(len(train))]
-        m = fit_frangi([s.image for s in samples], [s.gt for s in samples], "train", train.images)
-        return m, dict(m.provenance(), data_fingerprint=data_fingerprint(data), split_fingerprints=split_fingerprints(data))
+                    answer:str|None=None, # neural models: a fixed answer with [SEG] instead of decoding one
+                    **frangi_kw): # `frangi_model` options
+    "`(model, provenance)` for the CLI's `--model`; provenance `training_set` is the model's record (None: unknown)."
+    if spec == "frangi": return frangi_model(data, progress=progress, **frangi_kw)
     path = Path(spec)
     if not path.is_dir(): raise DataError(f"--model {spec}: not 'frangi' and not a folder; give an exported model folder or a checkpoint WORK/iter_N")
     import vessel_nb.model as vm
+    verify_model_folder(path); record = read_training_set(path)
     if is_checkpoint(path): model, prov = load_checkpoint_model(path, device)
     else:
-        model = vm.load(path, device=device)
+        try: model = vm.load(path, device=device)
+        except (DataError, FileNotFoundError): raise
+        except ValueError as e: raise DataError(str(e)) from None   # the model module's own one-line errors
+        except Exception as e: raise DataError(f"{path}: cannot load the exported model ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); copy the folder again or re-export it") from None
         exp = _json(path/"export.json") if (path/"export.json").is_file() else {}
         src = exp.get("source") or {}   # the training checkpoint's data provenance, carried by `convert export`
         prov = {**exp, "kind": "exported", "path": str(path.resolve()), **{k: src[k] for k in ("data_fingerprint", "split_fingerprints") if src.get(k)}}
-    return ProbaModel(vm.VesselPredictor(model, threshold=0.5, answer=answer), prompt), prov
+    return ProbaModel(vm.VesselPredictor(model, threshold=0.5, answer=answer), prompt), dict(prov, training_set=record)
+
 
 # %% ../nbs/04_eval.ipynb #53565248
 def images_fingerprint(names:list[str]) -> str:
@@ -532,27 +665,32 @@ def images_fingerprint(names:list[str]) -> str:
     import hashlib
     return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
 
-def leakage_evidence(prov:dict, data_fp:str, split:str, images:list[str]) -> tuple[str, str]:
-    "`(status, reason)`: status is 'leak', 'clean' or 'unknown'."
-    trained = prov.get("train_images")
-    if isinstance(trained, list):
-        n = len(set(trained) & set(images))
-        return ("leak", f"{n} of the {len(images)} evaluated images were used to fit the model") if n else ("clean", "no evaluated image is in the model's training image list")
-    tfp = (prov.get("split_fingerprints") or {}).get("train") or prov.get("train_images_sha256")
-    if tfp and tfp == images_fingerprint(images): return "leak", f"the evaluated {split!r} images are exactly the model's training split"
-    if prov.get("data_fingerprint") == data_fp:
-        if split in ("train", "all"): return "leak", f"the model was trained on this data's training split and {split!r} contains it"
-        return "clean", f"same data ({data_fp}); the model trained on 'train', this is {split!r}"
-    if not prov.get("data_fingerprint"): return "unknown", "the model carries no data provenance"
-    return "unknown", f"the model was trained on other data ({prov['data_fingerprint']}); overlap with these images cannot be verified"
+def _leak(status:str, why:str, n_eval:int, record:dict|None, by_name:list=(), by_content:list=(), n:int|None=0, flag:str|None=None) -> dict:
+    "The leakage fields of metrics.json."
+    ov = dict(status=status, n=n, images=list(dict.fromkeys([*by_name, *by_content])), by_name=list(by_name), by_content=list(by_content),
+              n_evaluated=n_eval, n_training=(record or {}).get("n"), acknowledged=flag is not None, flag=flag)
+    return dict(leakage=status, leakage_reason=why, leakage_acknowledged=flag is not None, overlap=ov)
 
-def check_leakage(prov:dict, data_fp:str, split:str, images:list[str], allow:bool=False) -> dict:
-    "The leakage record for metrics.json; raises `LeakageError` on a leak unless `allow`."
-    status, reason = leakage_evidence(prov, data_fp, split, images)
-    if status == "leak" and not allow:
-        raise LeakageError(f"refusing to evaluate on {split!r}: {reason}. Evaluate on held-out images (--split test), "
-                           "or pass --allow-train-split to measure training fit (the report will say so)")
-    return dict(leakage=status, leakage_reason=reason, leakage_acknowledged=status == "leak")
+
+# %% ../nbs/04_eval.ipynb #b5d29e23
+def leakage_record(record:dict|None, # the model's training record (`training_set.json`), None when it has none
+                   root:str|Path, split:str, names:list[str], # the evaluated images
+                   allow_overlap:bool=False, allow_unknown:bool=False, real_names:bool=False) -> dict:
+    "Overlap of the evaluated images with the model's training set; `LeakageError` on overlap or no record unless allowed."
+    n_eval = len(names)
+    if record is None:
+        if not allow_unknown: raise LeakageError(f"the model has no {TRAINING_SET_FILE} (an older checkpoint or a foreign model), so its overlap with the {n_eval} {split!r} images cannot be checked; "
+                                                 "evaluate a model written by this version, or pass --allow-unknown-training-set (recorded as leakage 'unknown')")
+        return _leak("unknown", "the model carries no record of its training set", n_eval, None, n=None, flag="--allow-unknown-training-set")
+    ov, salt = set_overlap(record, root, names), dataset_salt(root)
+    by_name, by_content = ([display_name(x, real_names, salt) for x in ov[k]] for k in ("by_name", "by_content"))
+    if not ov["n"]: return _leak("clean", f"none of the {n_eval} evaluated images is in the model's training set of {record.get('n')} (by name or by pixels)", n_eval, record)
+    imgs = list(dict.fromkeys(by_name + by_content))
+    why = (f"{ov['n']} of the {n_eval} evaluated {split!r} images are in the model's training set ({len(by_name)} by name, {len(by_content)} by pixels: "
+           + ", ".join(imgs[:5]) + (f" and {len(imgs) - 5} more" if len(imgs) > 5 else "") + ")")
+    if not allow_overlap: raise LeakageError(f"refusing to evaluate on {split!r}: {why}. Evaluate held-out images, re-split the data, or pass --allow-overlap to measure training fit (recorded)")
+    return _leak("overlap", why, n_eval, record, by_name, by_content, ov["n"], "--allow-overlap")
+
 
 # %% ../nbs/04_eval.ipynb #473ac324
 @dataclass
@@ -565,8 +703,13 @@ class EvalConfig:
     threshold:float|None = None     # fixed threshold (default: chosen on the tuning split's curve)
     save_probs:bool = False         # also write probs/<name>.npz (float16 probability maps)
     checkpoints:str|None = None     # evaluate every WORK/iter_N on val instead (writes checkpoints.csv)
-    allow_train_split:bool = False  # evaluate although the model trained on these images (recorded in metrics.json)
-    batch_size:int = 4              # images per inference batch
+    allow_overlap:bool = False      # evaluate although some images are in the model's training set (recorded in metrics.json)
+    allow_train_split:bool = False  # the older name of --allow-overlap
+    allow_unknown_training_set:bool = False  # evaluate a model with no training_set.json (recorded as leakage 'unknown')
+    exclude_invalid:bool = False    # leave out entries the data check rejects (listed in metrics.json) instead of refusing
+    batch_size:int = 4              # images per inference batch (the Frangi baseline: at least 2 per worker)
+    workers:int|None = None         # processes of the Frangi baseline (default: every core)
+    fit_images:int = FIT_IMAGES     # the Frangi baseline's scales are fitted on at most this many training images
     prompt:str = DEFAULT_PROMPT     # text prompt of the neural model
     answer:str|None = None          # a fixed answer with [SEG] (e.g. "Sure, [SEG]."): one forward pass, no decoding
     empty:str = "nan"               # empty-mask policy: nan, one, zero
@@ -579,23 +722,47 @@ class EvalConfig:
 
 TUNE_ON = {"test": ("val", "train"), "val": ("train",)}
 
+# %% ../nbs/04_eval.ipynb #4d4be284
+def _int_at_least(v, lo:int) -> bool: return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+def check_config(cfg:EvalConfig) -> EvalConfig:
+    "`cfg` when every field is valid; otherwise `EvalError` naming the flag and what it accepts."
+    bad = lambda f, why: EvalError(f"--{f.replace('_', '-')} {getattr(cfg, f)!r}: {why}")
+    if not isinstance(cfg.model, str) or not cfg.model.strip(): raise bad("model", "give 'frangi', an exported model folder or a checkpoint folder")
+    if cfg.split not in (None, "train", "val", "test", "all"): raise bad("split", "use train, val, test or all")
+    if cfg.threshold is not None and not (isinstance(cfg.threshold, (int, float)) and 0 <= cfg.threshold <= 1): raise bad("threshold", "must be a number in [0, 1]")
+    for f in ("batch_size", "fit_images"):
+        if not _int_at_least(getattr(cfg, f), 1): raise bad(f, "must be an integer >= 1")
+    if cfg.workers is not None and not _int_at_least(cfg.workers, 1): raise bad("workers", "must be an integer >= 1 (leave it out for every core)")
+    if not _int_at_least(cfg.n_bins, 2) or cfg.n_bins > 100_000: raise bad("n_bins", "must be an integer from 2 to 100000 (thresholds 0, 1/n, ..., 1)")
+    if cfg.empty not in EMPTY_POLICIES: raise bad("empty", f"use one of {', '.join(EMPTY_POLICIES)}")
+    if not isinstance(cfg.prompt, str) or not cfg.prompt.strip(): raise bad("prompt", "must be a non-empty text")
+    if cfg.answer is not None and "[SEG]" not in str(cfg.answer): raise bad("answer", "has no [SEG]; give an answer such as 'Sure, [SEG].'")
+    for f in ("data", "out", "checkpoints", "device"):
+        if getattr(cfg, f) is not None and (not isinstance(getattr(cfg, f), str) or not getattr(cfg, f).strip()): raise bad(f, "must be a non-empty path or name")
+    if cfg.checkpoints and (cfg.split or "val") != "val":
+        raise bad("split", "--checkpoints chooses a checkpoint, which is tuning: it runs on 'val' only; evaluate the chosen checkpoint on test afterwards")
+    return cfg
+
+
 # %% ../nbs/04_eval.ipynb #d0492147
 def tuning_split(root:str|Path, split:str) -> str|None:
     "The split a threshold for `split` is tuned on (the first non-empty of `TUNE_ON[split]`), or None."
     return next((s for s in TUNE_ON.get(split, ()) if load_split(root, s)), None)
 
-def pick_threshold(model, cfg:EvalConfig, root:Path) -> tuple[ThresholdChoice, ThresholdCurve|None]:
-    "The threshold for `cfg.split`, and the curve it came from."
-    if cfg.threshold is not None:
-        if not 0 <= cfg.threshold <= 1: raise ValueError(f"--threshold {cfg.threshold}: must be in [0, 1]")
-        return ThresholdChoice(float(cfg.threshold), "fixed (--threshold)"), None
+def pick_threshold(model, cfg:EvalConfig, root:Path) -> tuple[ThresholdChoice, ThresholdCurve|None, list[dict]]:
+    "The threshold for `cfg.split`, the curve it came from, and the tuning split's excluded entries."
+    if cfg.threshold is not None: return ThresholdChoice(float(cfg.threshold), "fixed (--threshold)"), None, []
     ts = tuning_split(root, cfg.split)
-    if ts is None: return ThresholdChoice(0.5, f"default 0.5 (no split to tune on for {cfg.split!r})"), None
-    ev = EvalSplit(root, ts, cfg.real_names)
-    _, curve = run_split(model, ev, curve=ThresholdCurve(ts, cfg.n_bins, cfg.empty), batch_size=cfg.batch_size, progress=cfg.progress, desc=f"threshold on {ts}")
+    if ts is None: return ThresholdChoice(0.5, f"default 0.5 (no split to tune on for {cfg.split!r})"), None, []
+    ev, ex = valid_split(root, ts, cfg.real_names, cfg.exclude_invalid)
+    _, curve = run_split(model, ev, curve=ThresholdCurve(ts, cfg.n_bins, cfg.empty), batch_size=_batch(model, cfg), progress=cfg.progress, desc=f"threshold on {ts}")
     ch = choose_threshold(curve, cfg.split)
     if ts == "train" and cfg.split == "test": ch.source = "train curve (the data has no validation images)"
-    return ch, curve
+    return ch, curve, ex
+
+def _batch(model, cfg:EvalConfig) -> int: return max(cfg.batch_size, 2 * model.workers) if isinstance(model, FrangiBaseline) else cfg.batch_size
+
 
 # %% ../nbs/04_eval.ipynb #4f847d6b
 def write_csv(path:str|Path, rows:list[dict]):
@@ -627,18 +794,22 @@ def curve_rows(curve:ThresholdCurve) -> list[dict]:
 OUT_HINT = "choose another --out or pass --overwrite"
 
 # %% ../nbs/04_eval.ipynb #f0afac8c
-def case_figures(model, samples, metrics:SegMetrics, threshold:float, folder:Path) -> dict[str, str]:
-    "Six-panel PNGs of the best, median and worst images by Dice; returns `{case: file name}`."
-    rows = [(r["dice"], i) for i, r in enumerate(metrics.per_image()) if not math.isnan(r["dice"])]
+def pred_keeper(preds:list, threshold:float):
+    "`on_prob` callback keeping every binary prediction, bit-packed, for the figures (no second prediction)."
+    return lambda s, p: preds.append(np.packbits(p >= np.float32(threshold)))
+
+def case_figures(samples, metrics:SegMetrics, preds:list, threshold:float, folder:Path) -> dict[str, str]:
+    "Six-panel PNGs of the best, median and worst images by Dice (predictions from `pred_keeper`); returns `{case: file name}`."
+    per = metrics.per_image()
+    rows = sorted((r["dice"], i) for i, r in enumerate(per) if not math.isnan(r["dice"]))
     if not rows: return {}
-    rows.sort(); cases = dict(worst=rows[0][1], median=rows[len(rows) // 2][1], best=rows[-1][1])
     out = {}
-    for case, i in cases.items():
-        s = samples[i]; pred = binarize(predict_probs(model, [s.image])[0], threshold)[0]
-        r = metrics.per_image()[i]
-        fig = six_panel(s.image, s.gt, pred, f"{case}: {s.name} ({s.video}), threshold {threshold:.2f}", r)
+    for case, i in dict(worst=rows[0][1], median=rows[len(rows) // 2][1], best=rows[-1][1]).items():
+        s = samples[i]; pred = np.unpackbits(preds[i], count=s.gt.size).reshape(s.gt.shape).astype(bool)
+        fig = six_panel(s.image, s.gt, pred, f"{case}: {s.name} ({s.video}), threshold {threshold:.2f}", per[i])
         out[case] = save_figure(fig, folder/f"{case}.png").name
     return out
+
 
 # %% ../nbs/04_eval.ipynb #ace11cc6
 def resolve_paths(cfg:EvalConfig) -> tuple[Path, Path]:
@@ -651,15 +822,21 @@ def resolve_paths(cfg:EvalConfig) -> tuple[Path, Path]:
     out = Path(cfg.out) if cfg.out else Path(setting("paths.work") or "runs")/"eval"/name
     return data, out
 
+def run_inputs(cfg:EvalConfig, data:Path) -> list[Path]:
+    "What a run reads (its output may not be, lie in, or contain any of them)."
+    return [data] + [Path(p) for p in (cfg.model if cfg.model != "frangi" else None, cfg.checkpoints) if p]
+
+
 # %% ../nbs/04_eval.ipynb #e1afa44c
 def prob_saver(folder:Path):
     "`on_prob` callback writing `folder/<name>.npz` (float16 `prob`)."
     folder.mkdir(parents=True, exist_ok=True)
     return lambda s, p: np.savez_compressed(folder/f"{s.name}.npz", prob=p.astype(np.float16))
 
-def result_record(cfg:EvalConfig, root:Path, split:EvalSplit, met:SegMetrics, choice:ThresholdChoice, model, prov:dict, leak:dict) -> dict:
+def result_record(cfg:EvalConfig, root:Path, split:EvalSplit, met:SegMetrics, choice:ThresholdChoice, model, prov:dict, leak:dict,
+                  excluded:list[dict]=()) -> dict: # `valid_split`'s exclusions of every split used
     "The content of `metrics.json`."
-    return dict(met.aggregate(), threshold=choice.threshold, threshold_source=choice.source, threshold_split=choice.split,
+    return dict(met.aggregate(), excluded=list(excluded), excluded_n=len(excluded), threshold=choice.threshold, threshold_source=choice.source, threshold_split=choice.split,
                 threshold_criterion=choice.criterion, threshold_score=choice.score, split=cfg.split,
                 split_fingerprint=images_fingerprint(split.images), model=public_provenance(prov), model_spec=cfg.model,
                 data=str(root.resolve()), data_fingerprint=data_fingerprint(root), **leak, no_seg=getattr(model, "no_seg", 0),
@@ -675,21 +852,27 @@ def write_outputs(folder:Path, res:dict, met:SegMetrics, curve:ThresholdCurve|No
 # %% ../nbs/04_eval.ipynb #1821702f
 def evaluate(cfg:EvalConfig) -> dict:
     "Run one evaluation and write `metrics.json`, `per_image.csv`, `per_video.csv`, `threshold_curve.csv`, figures."
-    if cfg.checkpoints: raise ValueError("evaluate: use evaluate_checkpoints for --checkpoints")
-    cfg = replace(cfg, split=cfg.split or "test"); check_empty(cfg.empty)
+    if cfg.checkpoints: raise EvalError("evaluate: use evaluate_checkpoints for --checkpoints")
+    cfg = check_config(replace(cfg, split=cfg.split or "test"))
     t0, (root, out) = time.time(), resolve_paths(cfg)
-    split = EvalSplit(root, cfg.split, cfg.real_names)
-    if not len(split): raise DataError(f"{root}: the {cfg.split!r} split is empty; nothing to evaluate")
-    with staged(out, cfg.overwrite, OUT_HINT) as tmp:
-        model, prov = load_eval_model(cfg.model, root, cfg.prompt, cfg.device, answer=cfg.answer)
-        leak = check_leakage(prov, data_fingerprint(root), cfg.split, split.images, cfg.allow_train_split)
-        choice, curve = pick_threshold(model, cfg, root)
-        met, _ = run_split(model, split, choice.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size, progress=cfg.progress,
-                           desc=f"eval {cfg.split}", on_prob=prob_saver(tmp/"probs") if cfg.save_probs else None)
-        res = result_record(cfg, root, split, met, choice, model, prov, leak)
-        res.update(figures=case_figures(model, split, met, choice.threshold, tmp/"figures"), seconds=round(time.time() - t0, 2))
+    split, excluded = valid_split(root, cfg.split, cfg.real_names, cfg.exclude_invalid)
+    if not len(split): raise DataError(f"{root}: the {cfg.split!r} split has no image to evaluate")
+    with staged(out, cfg.overwrite, OUT_HINT, inputs=run_inputs(cfg, root)) as tmp:
+        model, prov = load_eval_model(cfg.model, root, cfg.prompt, cfg.device, cfg.progress, cfg.answer, fit_images=cfg.fit_images,
+                                      workers=cfg.workers, exclude_invalid=cfg.exclude_invalid, n=cfg.n_bins)
+        excluded += prov.pop("excluded", [])
+        leak = leakage_record(prov.pop("training_set"), root, cfg.split, split.images, cfg.allow_overlap or cfg.allow_train_split,
+                              cfg.allow_unknown_training_set, cfg.real_names)
+        choice, curve, ex = pick_threshold(model, cfg, root)
+        preds, save = [], prob_saver(tmp/"probs") if cfg.save_probs else None
+        keep = pred_keeper(preds, choice.threshold)
+        met, _ = run_split(model, split, choice.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=_batch(model, cfg), progress=cfg.progress,
+                           desc=f"eval {cfg.split}", on_prob=lambda s, p: (keep(s, p), save and save(s, p)))
+        res = result_record(cfg, root, split, met, choice, model, prov, leak, excluded + ex)
+        res.update(figures=case_figures(split, met, preds, choice.threshold, tmp/"figures"), seconds=round(time.time() - t0, 2))
         write_outputs(tmp, res, met, curve)
     return res
+
 
 # %% ../nbs/04_eval.ipynb #d81136ed
 def checkpoint_dirs(work:str|Path) -> list[Path]:
@@ -707,23 +890,23 @@ def best_row(rows:list[dict], key:str="dice") -> dict:
 # %% ../nbs/04_eval.ipynb #4c9f96c2
 def evaluate_checkpoints(cfg:EvalConfig, loader=None) -> list[dict]:
     "Metrics of every `iter_N` of `cfg.checkpoints` on val; writes checkpoints.csv/json and a plot, best marked."
-    if (cfg.split or "val") != "val": raise LeakageError(f"--checkpoints chooses a checkpoint, which is tuning: it runs on 'val' only (got --split {cfg.split}); evaluate the chosen checkpoint on test afterwards")
-    cfg = replace(cfg, split="val"); root, out = resolve_paths(cfg)
-    cks, split, fp = checkpoint_dirs(cfg.checkpoints), EvalSplit(root, "val", cfg.real_names), data_fingerprint(root)
+    cfg = check_config(replace(cfg, split=cfg.split or "val")); root, out = resolve_paths(cfg)
+    cks, (split, excluded), fp = checkpoint_dirs(cfg.checkpoints), valid_split(root, "val", cfg.real_names, cfg.exclude_invalid), data_fingerprint(root)
     if not len(split): raise DataError(f"{root}: the validation split is empty; re-split with --val > 0")
     thr = ThresholdChoice(float(cfg.threshold), "fixed (--threshold)") if cfg.threshold is not None else ThresholdChoice(0.5, "default 0.5 (fixed for checkpoint selection)")
     rows = []
-    with staged(out, cfg.overwrite, OUT_HINT) as tmp:
+    with staged(out, cfg.overwrite, OUT_HINT, inputs=run_inputs(cfg, root)) as tmp:
         for ck in cks:
             model, prov = (loader or partial(load_eval_model, answer=cfg.answer))(str(ck), root, cfg.prompt, cfg.device)
-            leak = check_leakage(prov, fp, "val", split.images, cfg.allow_train_split)
+            leak = leakage_record(prov.get("training_set"), root, "val", split.images, cfg.allow_overlap or cfg.allow_train_split, cfg.allow_unknown_training_set, cfg.real_names)
             met, _ = run_split(model, split, thr.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size, progress=cfg.progress, desc=ck.name)
             a = met.aggregate()
-            rows.append(dict(iter=int(ck.name[5:]), checkpoint=ck.name, **{k: a[k] for k in METRICS + (("cldice",) if cfg.cldice else ())}, leakage=leak["leakage"], best=False))
+            rows.append(dict(iter=int(ck.name[5:]), checkpoint=ck.name, **{k: a[k] for k in METRICS + (("cldice",) if cfg.cldice else ())},
+                             leakage=leak["leakage"], overlap_n=leak["overlap"]["n"], best=False))
         best_row(rows)["best"] = True
         write_csv(tmp/"checkpoints.csv", rows)
         write_json(tmp/"checkpoints.json", jsonable(dict(split="val", threshold=thr.threshold, threshold_source=thr.source, data_fingerprint=fp,
-                                                         best=best_row(rows)["checkpoint"], rows=rows)), indent=1)
+                                                         best=best_row(rows)["checkpoint"], excluded=excluded, excluded_n=len(excluded), rows=rows)), indent=1)
         save_figure(checkpoint_plot(rows), tmp/"checkpoints.png")
     return rows
 
@@ -738,6 +921,7 @@ def checkpoint_plot(rows:list[dict]):
     ax.set_xlabel("iteration"); ax.set_ylabel("validation"); ax.legend(fontsize=8); fig.tight_layout()
     return fig
 
+
 # %% ../nbs/04_eval.ipynb #b9720bb5
 def _parser() -> argparse.ArgumentParser:
     from fastcore.docments import docments
@@ -749,23 +933,26 @@ def _parser() -> argparse.ArgumentParser:
         flag, h = "--" + f.name.replace("_", "-"), docs.get(f.name) or ""
         if f.type == "bool" and f.default: ap.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", help=f"turn off: {h}")
         elif f.type == "bool": ap.add_argument(flag, action="store_true", help=h)
-        else: ap.add_argument(flag, type={"int": int, "float|None": float}.get(str(f.type).replace(" ", ""), str), default=f.default, help=h,
+        else: ap.add_argument(flag, type={"int": int, "int|None": int, "float|None": float}.get(str(f.type).replace(" ", ""), str), default=f.default, help=h,
                               choices={"split": ["train", "val", "test", "all"], "empty": list(EMPTY_POLICIES)}.get(f.name))
     return ap
 
 def main(argv:list[str]|None=None) -> int:
     "The CLI: evaluate one model (or every checkpoint) and print a summary."
     cfg = EvalConfig(**vars(_parser().parse_args(argv)))
+    try: check_config(cfg)
+    except EvalError as e: print(f"error: {e}", file=sys.stderr); return 2
     try:
         if cfg.checkpoints:
             rows = evaluate_checkpoints(cfg); b = best_row(rows)
             print(f"best checkpoint on val: {b['checkpoint']} (dice {b['dice']:.4f}); {len(rows)} checkpoints -> {resolve_paths(replace(cfg, split='val'))[1]}")
             return 0
         r = evaluate(cfg)
-    except (DataError, LeakageError, FileExistsError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr); return 2
+    except (DataError, LeakageError, EvalError, FileExistsError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr); return 1
     print(f"{r['split']}: {r['n_images']} images, {r['n_videos']} videos, threshold {r['threshold']:.2f} ({r['threshold_source']})" +
-          (" -- LEAKAGE ACKNOWLEDGED: the model trained on these images" if r["leakage_acknowledged"] else ""))
+          (f" -- LEAKAGE ACKNOWLEDGED ({r['leakage']}): {r['leakage_reason']}" if r["leakage_acknowledged"] else ""))
+    if r["excluded_n"]: print(f"  excluded {r['excluded_n']} invalid entries: " + "; ".join(f"{e['image']} ({e['reason']})" for e in r["excluded"]))
     print("  " + "  ".join(f"{k} {r[k]:.4f}±{r[k + '_std']:.4f}" for k in ("dice", "iou", "accuracy", "cldice") if k in r and r[k] == r[k]))
     print(f"  -> {resolve_paths(replace(cfg, split=r['split']))[1]}")
     return 0
