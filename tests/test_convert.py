@@ -102,7 +102,7 @@ def test_refuses_unmapped_and_misshaped_keys(official, tmp_path):
     assert not (tmp_path/'w').exists() and not (tmp_path/'w.tmp').exists() and not list(tmp_path.glob('.w.*'))  # no staging folder left
 
 def test_import_refuses_to_overwrite(official, tmp_path):
-    (tmp_path/'w').mkdir()
+    (tmp_path/'w').mkdir(); (tmp_path/'w'/'notes.txt').write_text('mine')   # an empty folder would be fine
     r = cli('import-sa2va', official[2]/'iter_500.pth', tmp_path/'w', '--base', 'tiny')
     assert r.returncode == 1 and 'exists; pass --overwrite' in r.stderr
 
@@ -152,15 +152,17 @@ def test_export_bf16_two_checkpoints_differ(run, tmp_path):
     assert (pa - pb).abs().max() > 1e-3
 
 def test_export_refusals(run, tmp_path):
-    (tmp_path/'x').mkdir()
+    (tmp_path/'x').mkdir(); (tmp_path/'x'/'notes.txt').write_text('mine')
     r = cli('export', run, tmp_path/'x'); assert r.returncode == 1 and 'exists; pass --overwrite' in r.stderr
     ck = tmp_path/'w'/'iter_4'; shutil.copytree(run/'iter_4', ck)
     mt = json.loads((ck/'meta.json').read_text()); mt['identity']['hidden_size'] = 3584
     (ck/'meta.json').write_text(json.dumps(mt))
+    r = cli('export', ck, tmp_path/'y'); assert r.returncode == 1 and 'meta.json changed or truncated' in r.stderr, r.stderr  # noticed first
+    from vessel_nb.dataset import write_checksums; write_checksums(ck)   # a consistent checkpoint made for another base
     r = cli('export', ck, tmp_path/'y'); assert r.returncode == 1 and 'hidden_size: 3584 vs model 64' in r.stderr
-    mt['identity']['hidden_size'] = 64; (ck/'meta.json').write_text(json.dumps(mt))
+    mt['identity']['hidden_size'] = 64; (ck/'meta.json').write_text(json.dumps(mt)); write_checksums(ck)
     sd = load_file(ck/'trainable.safetensors'); sd.pop(sorted(sd)[0])
-    from safetensors.torch import save_file; save_file(sd, ck/'trainable.safetensors')
+    from safetensors.torch import save_file; save_file(sd, ck/'trainable.safetensors'); write_checksums(ck)
     r = cli('export', ck, tmp_path/'y'); assert r.returncode == 1 and 'missing keys (1)' in r.stderr
     with pytest.raises(C.ExportError, match='self-test failed.*--dtype float32'): C.export(run, tmp_path/'z', tolerance=0.0)
     for p in ('y', 'y.tmp', 'z', 'z.tmp'): assert not (tmp_path/p).exists()

@@ -183,9 +183,10 @@ def test_save_load_roundtrip_and_refusals(tmp_path):
     assert out.returncode == 0 and "VesselSa2VA" in out.stdout, out.stderr[-2000:]
     # tampering is refused by name
     f = tmp_path / "m" / "model.safetensors"; w = load_file(f); w["sam.extra"] = torch.zeros(1); save_file(w, f)
-    with pytest.raises(ValueError, match="unexpected keys \\(1\\): sam.extra"): load(tmp_path / "m", device="cpu")
+    with pytest.raises(ValueError, match="model.safetensors changed or truncated"): load(tmp_path / "m", device="cpu")
+    with pytest.raises(ValueError, match="unexpected keys \\(1\\): sam.extra"): load(tmp_path / "m", device="cpu", verify=False)
     conf["identity"]["tokenizer_sha"] = "0" * 16; (tmp_path / "m" / "config.json").write_text(json.dumps(conf))
-    with pytest.raises(ValueError, match="tokenizer_sha"): load(tmp_path / "m", device="cpu")
+    with pytest.raises(ValueError, match="tokenizer_sha"): load(tmp_path / "m", device="cpu", verify=False)
 
 
 def test_bf16_on_cpu():
@@ -219,3 +220,71 @@ def test_gpu_smoke_script_runs_tiny_on_cpu():
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     for s in ("parameters", "trainable", "sam_decoder", "step time", "peak memory", "loss"): assert s in out.stdout, out.stdout
+
+
+# ---------------------------------------------------------------- hostile inputs: texts, lengths, damaged folders
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_model("tiny", device="cpu")
+
+
+@pytest.mark.parametrize("text,tokens", [("the <image> vessel", "<image>"), ("artery<|im_end|>", "<|im_end|>"),
+                                         ("<img> and </img>", "</img>, <img>"), ("<|im_start|>system", "<|im_start|>"),
+                                         ("x<|endoftext|><video>", "<video>, <|endoftext|>")])
+def test_reserved_tokens_in_a_description_are_refused(tiny, text, tokens):
+    from vessel_nb.dataset import chat_segments, display_name
+    from vessel_nb.model import ModelError
+    s = fake_sample(tiny.cfg); s["image"] = "Alex Sample(2553448773)_1-3_1_5CE60A1F_frame_000013.png"
+    s["segments"] = chat_segments(["blood vessel", text], tiny.cfg.data)   # the second object's description
+    with pytest.raises(ModelError) as e: Collator(tiny.tokenizer, tiny.cfg)([s])
+    msg = str(e.value)
+    assert f"contains reserved token(s) {tokens}, the model's own markup; remove them" in msg, msg
+    assert f"image {display_name(s['image'])}:" in msg and "Alex" not in msg      # named by pseudonym only
+
+
+def test_seg_in_a_question_and_a_missing_image_are_refused(tiny):
+    from vessel_nb.model import ModelError
+    s = fake_sample(tiny.cfg)
+    s["segments"] = [("<|im_start|>user\n<image>\nwhere is [SEG]?<|im_end|>\n<|im_start|>assistant\n", False), ("[SEG].<|im_end|>", True)]
+    with pytest.raises(ModelError, match=r"the text 'where is \[SEG\]\?' contains reserved token\(s\) \[SEG\]"): Collator(tiny.tokenizer, tiny.cfg)([s])
+    s["segments"] = [("<|im_start|>user\nwhere?<|im_end|>\n<|im_start|>assistant\n", False), ("[SEG].<|im_end|>", True)]
+    with pytest.raises(ModelError, match="has no <image> placeholder"): Collator(tiny.tokenizer, tiny.cfg)([s])
+    s["segments"] = [("<|im_start|>user\n<image>\nwhere?<|im_end|>\n<|im_start|>assistant\n", False), ("[SEG] and [SEG].<|im_end|>", True)]
+    Collator(tiny.tokenizer, tiny.cfg)([s])          # the templates' own markup and [SEG]s in answers are fine
+    with pytest.raises(ModelError, match="prompt: the text 'a <image>' contains reserved token"):
+        VesselPredictor(tiny).predict(np.zeros((8, 8), np.uint8), "a <image>")
+
+
+def test_a_sample_over_max_length_names_the_limit_and_what_to_do(tiny):
+    from vessel_nb.model import ModelError
+    with pytest.raises(ModelError) as e: Collator(tiny.tokenizer, tiny.cfg, max_length=30)([fake_sample(tiny.cfg)])
+    msg = str(e.value)
+    assert "1 image tile(s) × 16 + " in msg and "exceed the Collator's max_length 30" in msg, msg
+    assert "lower DataConfig.max_tiles (now 4)" in msg and "larger max_length" in msg
+
+
+@pytest.mark.parametrize("damage,expected", [
+    ("flip", "model.safetensors changed or truncated"), ("truncate", "model.safetensors changed or truncated"),
+    ("delete", "tokenizer.json missing"), ("config", "config.json changed or truncated"),
+    ("truncate-old", "model.safetensors: unreadable"), ("config-old", "config.json: unreadable"),
+    ("delete-old", "model.safetensors: missing")])
+def test_damaged_model_folder_is_refused_by_name(tiny, tmp_path, damage, expected, capsys):
+    from vessel_nb.model import ModelError
+    m = save_pretrained(tiny, tmp_path / "m"); assert (m / "checksums.json").is_file()
+    f = m / "model.safetensors"; b = f.read_bytes()
+    if damage.endswith("-old"): (m / "checksums.json").unlink()     # written by an older version
+    if damage == "flip": f.write_bytes(b[:-10] + bytes([b[-10] ^ 4]) + b[-9:])
+    if damage.startswith("truncate"): f.write_bytes(b[:len(b) // 3])
+    if damage == "delete": (m / "tokenizer.json").unlink()
+    if damage == "delete-old": f.unlink()
+    if damage.startswith("config"): (m / "config.json").write_text('{"format": ')
+    with pytest.raises(ValueError, match=expected.replace("(", "\\(")): load(m, device="cpu")
+    if damage.endswith("-old"): assert capsys.readouterr().err.count("no checksums.json (written by an older version)") == 1
+
+
+def test_a_flipped_bit_goes_unnoticed_without_verification(tiny, tmp_path):
+    "Why the checksums: a flipped bit in the weights loads fine when not verified, so the test above can fail."
+    m = save_pretrained(tiny, tmp_path / "m"); f = m / "model.safetensors"; b = f.read_bytes()
+    f.write_bytes(b[:-10] + bytes([b[-10] ^ 4]) + b[-9:])
+    load(m, device="cpu", verify=False)

@@ -11,24 +11,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np, torch
 from fastcore.imports import in_notebook
-from .dataset import staged
+from .dataset import staged, check_output, write_checksums, TRAINING_SET_FILE
 
 OVERWRITE = "pass --overwrite to replace it"   # how the CLI lets an existing output folder be replaced
+
+class ConvertError(ValueError):
+    "A problem with a checkpoint, a flag or an output folder: the message names it and says what to do."
 
 # %% auto #0
 __all__ = ['OVERWRITE', 'ALL_LINEAR', 'OFFICIAL_RULES', 'HIDDEN_AXES', 'KNOWN_HIDDEN', 'PART_NAMES', 'WHOLE_MODEL', 'TO_OFFICIAL',
            'VISION_TO_NATIVE', 'OTHER_TO_NATIVE', 'TOKENIZER_FILES', 'OUR_RULES', 'SA2VA_SPECIALS', 'TOLERANCE',
-           'Foreign', 'safe_load', 'deepspeed_files', 'zero_state_dict', 'OfficialCheckpoint', 'disk_size',
-           'read_official', 'parse_cfg_text', 'cfg_summary', 'logical_name', 'count_parts', 'weight_facts',
+           'ConvertError', 'Foreign', 'safe_load', 'deepspeed_files', 'zero_state_dict', 'OfficialCheckpoint',
+           'disk_size', 'read_official', 'parse_cfg_text', 'cfg_summary', 'logical_name', 'count_parts', 'weight_facts',
            'explain_hidden', 'frozen_parts', 'inspect_official', 'format_inspect', 'official_name', 'write_official',
            'native_name', 'to_native', 'to_original', 'native_config', 'original_config', 'token_id', 'KeyMismatch',
            'strict_match', 'weight_files', 'header_shapes', 'expected_shapes', 'read_original_config',
-           'import_internvl', 'write_internvl_original', 'resolve_checkpoint', 'is_ours', 'sha256', 'inspect_ours',
+           'import_internvl', 'write_internvl_original', 'resolve_checkpoint', 'is_ours', 'verify_checkpoint',
+           'read_checkpoint', 'training_set_info', 'check_device', 'sha256', 'inspect_ours', 'inspect_export',
            'inspect_checkpoint', 'official_logical', 'check_width', 'base_config', 'import_config', 'split_rows',
            'effective_rows', 'RowsDiffer', 'map_official', 'write_imported', 'import_sa2va', 'official_from_model',
            'official_cfg_text', 'selftest_images', 'selftest_batch', 'teacher_forced_probs', 'val_metrics',
-           'model_card', 'selftest_figure', 'run_selftest', 'ExportError', 'rebuild', 'write_generation_config',
-           'export', 'build_parser', 'main']
+           'model_card', 'check_flags', 'selftest_figure', 'run_selftest', 'ExportError', 'rebuild',
+           'write_generation_config', 'export', 'build_parser', 'main']
 
 # %% ../nbs/03_convert.ipynb #8bfed1e8
 class Foreign:
@@ -47,10 +51,15 @@ def _stub(name:str): # dotted name of the foreign class or function
 def safe_load(path, # a `torch.save` file
              ) -> dict:
     "Load `path` with `weights_only=True`, standing in inert stubs for foreign classes."
+    import pickle
     path = Path(path)
-    foreign = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    with torch.serialization.safe_globals([_stub(n) for n in foreign]):
-        return torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        foreign = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        with torch.serialization.safe_globals([_stub(n) for n in foreign]):
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
+        raise ConvertError(f'{path}: unreadable ({str(e).splitlines()[0][:200]}); the file is truncated or damaged: copy it again') from None
+
 
 # %% ../nbs/03_convert.ipynb #49f8e426
 def _rank(p:Path) -> int: return int(re.search(r'zero_pp_rank_(\d+)_', p.name).group(1))
@@ -349,6 +358,8 @@ def format_inspect(d:dict) -> str:
                                    if lo else 'not recorded'))
     lines += [f"trainable   {', '.join(d['trainable'])}", f"frozen      {', '.join(d['frozen'])}",
               f"base        {json.dumps(d['base'], default=str)}", f"data        {d['data_fingerprint'] or 'not recorded'}"]
+    if d.get('checksums'): lines.append(f"checksums   {d['checksums']}")
+    if d.get('training_set'): lines.append(f"training    set {_ts_row(d['training_set'])}")
     lines += [f"note        {n}" for n in d.get('notes', [])]
     return '\n'.join(lines)
 
@@ -539,18 +550,22 @@ def strict_match(got:dict, # name -> shape we have
 def weight_files(folder:Path) -> list:
     "The safetensors files of a model folder (single file or sharded with an index)."
     folder = Path(folder); idx = folder/'model.safetensors.index.json'
-    if idx.is_file(): return [folder/f for f in sorted(set(json.loads(idx.read_text())['weight_map'].values()))]
+    if idx.is_file():
+        from vessel_nb.model import read_json
+        return [folder/f for f in sorted(set(read_json(idx, 'the model folder')['weight_map'].values()))]
     if (folder/'model.safetensors').is_file(): return [folder/'model.safetensors']
     raise FileNotFoundError(f'{folder}: no model.safetensors or model.safetensors.index.json')
 
 def header_shapes(files:list) -> dict:
     "name -> meta tensor (shape and dtype) of every weight in safetensors `files`, without reading the data."
-    from safetensors import safe_open
+    from safetensors import safe_open, SafetensorError
     out = {}
     for f in files:
-        with safe_open(str(f), framework='pt') as h:
-            for k in h.keys():
-                s = h.get_slice(k); out[k] = torch.empty(s.get_shape(), dtype=_ST_DTYPES[s.get_dtype()], device='meta')
+        try:
+            with safe_open(str(f), framework='pt') as h:
+                for k in h.keys():
+                    s = h.get_slice(k); out[k] = torch.empty(s.get_shape(), dtype=_ST_DTYPES[s.get_dtype()], device='meta')
+        except (OSError, SafetensorError) as e: raise ConvertError(f'{f}: unreadable ({e}); the file is truncated or damaged: copy it again') from None
     return out
 
 _ST_DTYPES = {'BF16': torch.bfloat16, 'F16': torch.float16, 'F32': torch.float32, 'F64': torch.float64,
@@ -586,13 +601,14 @@ def import_internvl(src, # original InternVL3 release folder (remote-code layout
     "Convert the original InternVL3 release layout to transformers' native layout, strictly."
     from safetensors.torch import load_file, save_file
     src, out = Path(src), Path(out)
+    check_output(out, [src], overwrite, OVERWRITE)  # before any work
     config = native_config(read_original_config(src), token_id(src, '<IMG_CONTEXT>'), str(src/'config.json'))
     files = weight_files(src)
     native = to_native(header_shapes(files))
     tied = {'lm_head.weight'} if config.tie_word_embeddings else set()
     strict_match({k: v.shape for k, v in native.items()}, expected_shapes(config), f'{src} -> native InternVL', tied,
                  origin={native_name(k): k for k in header_shapes(files)})
-    with staged(out, overwrite, OVERWRITE) as tmp:
+    with staged(out, overwrite, OVERWRITE, [src]) as tmp:
         wmap = {}
         for i, f in enumerate(files):
             name = 'model.safetensors' if len(files) == 1 else f'model-{i+1:05d}-of-{len(files):05d}.safetensors'
@@ -656,6 +672,40 @@ def is_ours(path) -> bool:
     if p.is_file(): return p.name in ('latest', 'best') and (p.parent/p.read_text().strip()/'meta.json').is_file()
     return p.is_dir() and ((p/'meta.json').is_file() or (p/'latest').is_file())
 
+# %% ../nbs/03_convert.ipynb #cf0a0002
+def verify_checkpoint(d:Path) -> bool:
+    "Check an `iter_N/` folder against its `checksums.json` (False, with one warning line, when it has none)."
+    from vessel_nb.model import verify_folder
+    return verify_folder(d)
+
+def read_checkpoint(d:Path) -> tuple[dict, dict]:
+    "(meta, trainable state dict) of an `iter_N/` folder; `ModelError` naming an unreadable file."
+    from vessel_nb.model import read_json, read_safetensors
+    meta = read_json(d/'meta.json', 'the checkpoint')
+    if not isinstance(meta, dict): raise ConvertError(f"{d/'meta.json'}: not a JSON object; the checkpoint is damaged: copy it again")
+    return meta, read_safetensors(d/'trainable.safetensors', what='the checkpoint')
+
+def training_set_info(d:Path) -> dict:
+    "Whether an `iter_N/` folder records its training set (`training_set.json`), and how many images it holds."
+    from vessel_nb.model import read_json
+    if not (d/TRAINING_SET_FILE).is_file(): return dict(recorded=False, n=None)
+    rec = read_json(d/TRAINING_SET_FILE, 'the checkpoint')
+    if not (isinstance(rec, dict) and rec.get('version') == 1 and isinstance(rec.get('n'), int)):
+        raise ConvertError(f'{d/TRAINING_SET_FILE}: not a version-1 training record; the checkpoint is damaged: copy it again')
+    return dict(recorded=True, n=rec['n'])
+
+
+# %% ../nbs/03_convert.ipynb #cf0a0009
+def check_device(device) -> torch.device:
+    "`device` as a `torch.device`: cpu, or a CUDA GPU this machine has."
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError): raise ConvertError(f'--device {device}: not a device; use cpu, cuda or cuda:N') from None
+    if dev.type not in ('cpu', 'cuda'): raise ConvertError(f'--device {device}: use cpu, cuda or cuda:N')
+    if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
+        raise ConvertError(f'--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s); use --device cpu or another GPU')
+    return dev
+
+
 # %% ../nbs/03_convert.ipynb #5c4d02cb
 def sha256(path, chunk:int=1 << 24) -> str:
     "sha256 of a file (hex)."
@@ -673,9 +723,8 @@ def _lora_of(mc:dict) -> dict|None:
 # %% ../nbs/03_convert.ipynb #dd0a2afc
 def inspect_ours(path) -> dict:
     "The checkpoint details of one of our `iter_N/` folders (or a work folder's latest)."
-    from safetensors.torch import load_file
-    d = resolve_checkpoint(path)
-    meta, sd = json.loads((d/'meta.json').read_text()), load_file(str(d/'trainable.safetensors'))
+    d = resolve_checkpoint(path); checked = verify_checkpoint(d)
+    meta, sd = read_checkpoint(d)
     mc, parts = meta.get('model_config') or {}, count_parts(sd, OUR_RULES)
     it, mx = meta.get('iter'), meta.get('max_iters')
     return dict(path=str(d), format='vessel_nb ' + ('imported checkpoint' if meta.get('source') else 'training checkpoint'),
@@ -686,7 +735,8 @@ def inspect_ours(path) -> dict:
                 dtypes=_dtypes(sd), parts=parts, trainable=[PART_NAMES[p] for p in parts], frozen=frozen_parts(parts),
                 lora=_lora_of(mc), base=meta.get('identity'), data_fingerprint=meta.get('data_fingerprint'),
                 unknown_keys=[k for k in sd if not logical_name(k, OUR_RULES)], source=meta.get('source'),
-                val=meta.get('val'), notes=_our_notes(d, meta))
+                val=meta.get('val'), checksums='verified' if checked else 'not recorded',
+                training_set=training_set_info(d), notes=_our_notes(d, meta))
 
 def _max_epochs(meta:dict):
     "Planned epochs of a run: `--epochs`, else max_iters / iterations per epoch."
@@ -702,9 +752,18 @@ def _our_notes(d:Path, meta:dict) -> list:
     return notes
 
 # %% ../nbs/03_convert.ipynb #473a7d51
+def inspect_export(path) -> dict:
+    "Provenance of an exported model folder (its `export.json`), after checking its files."
+    from vessel_nb.model import read_json, verify_folder
+    p = Path(path); checked = verify_folder(p)
+    return dict(read_json(p/'export.json', 'the exported model'), path=str(p), format='vessel_nb export',
+                checksums='verified' if checked else 'not recorded')
+
 def inspect_checkpoint(path) -> dict:
-    "Checkpoint details of any checkpoint: our `iter_N/` or work folder, or an official Sa2VA/xtuner one."
+    "Checkpoint details of any checkpoint: our `iter_N/` or work folder, an export, or an official Sa2VA/xtuner one."
+    if Path(path).is_dir() and (Path(path)/'export.json').is_file(): return inspect_export(path)
     return inspect_ours(path) if is_ours(path) else inspect_official(path)
+
 
 # %% ../nbs/03_convert.ipynb #2efa89c2
 def official_logical(ck:OfficialCheckpoint) -> dict:
@@ -847,13 +906,13 @@ def _build_mapped(ck, logical:dict, base:str, specials:list, device=None):
             if rows == 'full': raise
 
 # %% ../nbs/03_convert.ipynb #09d7bfcb
-def write_imported(out:Path, it:int, sd:dict, meta:dict, overwrite:bool=False) -> Path:
-    "Write `out/iter_{it}/` (trainable.safetensors, meta.json) and `out/latest`, atomically."
+def write_imported(out:Path, it:int, sd:dict, meta:dict, overwrite:bool=False, inputs=()) -> Path:
+    "Write `out/iter_{it}/` (trainable.safetensors, meta.json, checksums.json) and `out/latest`, atomically."
     from safetensors.torch import save_file
-    with staged(out, overwrite, OVERWRITE) as tmp:
+    with staged(out, overwrite, OVERWRITE, inputs) as tmp:
         d = tmp/f'iter_{it}'; d.mkdir()
         save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(d/'trainable.safetensors'))
-        (d/'meta.json').write_text(json.dumps(meta, indent=1, default=str))
+        (d/'meta.json').write_text(json.dumps(meta, indent=1, default=str)); write_checksums(d)
         (tmp/'latest').write_text(d.name + '\n')
     return Path(out)/f'iter_{it}'
 
@@ -864,8 +923,10 @@ def import_sa2va(pth, # official `iter_N.pth` file or DeepSpeed `iter_N.pth/` fo
                  overwrite:bool=False, # replace an existing `out`
                  device=None) -> dict:
     "Map an official Sa2VA/xtuner checkpoint onto our model (strictly) and write it as our checkpoint."
+    if device is not None: check_device(device)
+    inputs = [pth] + ([base] if Path(base).exists() else [])
+    check_output(out, inputs, overwrite, OVERWRITE)  # before any work
     ck = read_official(pth); logical = official_logical(ck)
-    if Path(out).exists() and not overwrite: raise FileExistsError(f'{out} exists; {OVERWRITE}')  # before any work
     specials = _first(parse_cfg_text(ck.meta['cfg']), 'special_tokens', SA2VA_SPECIALS) if ck.meta.get('cfg') else SA2VA_SPECIALS
     model, cfg, sd, used = _build_mapped(ck, logical, base, specials, device)
     model.load_trainable(sd, f'{ck.path} mapped onto {base}')
@@ -878,7 +939,7 @@ def import_sa2va(pth, # official `iter_N.pth` file or DeepSpeed `iter_N.pth/` fo
     meta = dict(iter=it, epoch=ck.meta.get('epoch'), max_iters=cfg.get('max_iters') or _sched_max_iters(ck.schedulers),
                 time=src['date'], config=dict(preset=model.cfg.preset), model_config=model.cfg.to_dict(),
                 identity=model.identity(), data_fingerprint=None, split_fingerprints=None, source=src)
-    return dict(checkpoint=str(write_imported(Path(out), it, model.trainable_state_dict(), meta, overwrite)), **src)
+    return dict(checkpoint=str(write_imported(Path(out), it, model.trainable_state_dict(), meta, overwrite, inputs)), **src)
 
 def _src_sha(p:Path) -> str:
     "sha256 of an official checkpoint file (DeepSpeed folder: of its model-states file)."
@@ -948,13 +1009,18 @@ def val_metrics(ckpt:Path, meta:dict) -> dict|None:
     return {**rows[-1], 'source': 'val_log.jsonl'} if rows else None
 
 # %% ../nbs/03_convert.ipynb #2357e472
+def _ts_row(ts:dict|None) -> str:
+    "The model card's 'training set' entry."
+    if not (ts or {}).get('recorded'): return 'not recorded'
+    return f"{ts['n']} images, recorded in `{TRAINING_SET_FILE}` (digests of their names and pixels, no names)"
+
 def model_card(info:dict) -> str:
     "README.md of an exported model: what it is, where it came from, how it was checked, how to use it."
     s, st, m = info['source'], info['selftest'], info.get('metrics')
     rows = [('source checkpoint', f"`{s['path']}`"), ('sha256 of trainable.safetensors', f"`{s['sha256']}`"),
             ('iteration', f"{s['iteration']} / {s['max_iters']}"), ('epoch', s['epoch']), ('trained', s['date']),
             ('data fingerprint', f"`{s['data_fingerprint']}`"), ('base model', f"`{json.dumps(info['base'])}`"),
-            ('LoRA', json.dumps(info['lora'])), ('imported from', (s.get('imported_from') or {}).get('path', '—')),
+            ('LoRA', json.dumps(info['lora'])), ('imported from', (s.get('imported_from') or {}).get('path', '—')), ('training set', _ts_row(info.get('training_set'))),
             ('weights', f"{info['dtype']}, {info['params']:,} parameters, {info['bytes']:,} bytes ({info['bytes_per_param']:.2f} B/param)"),
             ('exported', info['exported'])]
     metr = 'not known (no validation logged for this run)' if not m else ', '.join(f'{k} {v}' for k, v in m.items())
@@ -982,6 +1048,17 @@ def _generation_check(model, exported, images:list) -> str:
     if not n: return f'same text {a[0].text!r}, no [SEG] generated'
     return f'same text, {n} [SEG] generated, max |Δprob| {max(float(np.abs(x.prob - y.prob).max()) for x, y in zip(a, b)):.3g}'
 
+# %% ../nbs/03_convert.ipynb #cf0a0005
+def check_flags(dtype:str='bfloat16', tolerance:float|None=None, device='cpu'):
+    "Refuse an export dtype, self-test tolerance or device that cannot work, naming the flag."
+    if dtype not in TOLERANCE: raise ConvertError(f'--dtype {dtype}: choose one of {list(TOLERANCE)}')
+    ok = isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 <= tolerance < 1
+    if tolerance is not None and not ok: raise ConvertError(
+        f'--tolerance {tolerance}: give a number in [0, 1), the largest |Δprob| the self-test accepts '
+        f'(leave it out for the {dtype} default {TOLERANCE[dtype]:g})')
+    check_device(device)
+
+
 # %% ../nbs/03_convert.ipynb #e4009b4c
 def selftest_figure(ref:torch.Tensor, got:torch.Tensor, # (N, s, s) training / export probability maps
                     path:Path):
@@ -1001,7 +1078,7 @@ def run_selftest(model, folder:Path, tolerance:float) -> dict:
     from vessel_nb.model import load
     imgs = selftest_images(); batch = selftest_batch(model, imgs)
     ref = teacher_forced_probs(model, batch)
-    exported = load(folder, device=model.device)
+    exported = load(folder, device=model.device, verify=False)   # its checksums come last
     got = teacher_forced_probs(exported, batch)
     diff = (ref - got).abs()
     selftest_figure(ref, got, Path(folder)/'selftest.png')
@@ -1015,9 +1092,8 @@ class ExportError(RuntimeError):
 
 def rebuild(ckpt, device='cpu') -> tuple:
     "(training model with the checkpoint's weights loaded strictly, checkpoint folder, meta) of an `iter_N/` folder."
-    from safetensors.torch import load_file
     from vessel_nb.model import ModelConfig, build_model
-    d = resolve_checkpoint(ckpt); meta = json.loads((d/'meta.json').read_text())
+    d = resolve_checkpoint(ckpt); verify_checkpoint(d); meta, sd = read_checkpoint(d)
     if not meta.get('model_config') or not meta.get('identity'): raise ValueError(
         f'{d/"meta.json"}: no model_config/identity; this checkpoint cannot say which model it belongs to')
     mc = ModelConfig(**meta['model_config'])
@@ -1025,7 +1101,7 @@ def rebuild(ckpt, device='cpu') -> tuple:
         f'{d}: trained with random_weights=True; there are no base weights to rebuild, so no export is meaningful')
     model = build_model(mc, device=device)
     model.check_identity(meta['identity'], f'{d} (base model rebuilt from its meta.json)')
-    model.load_trainable(load_file(str(d/'trainable.safetensors')), str(d/'trainable.safetensors'))
+    model.load_trainable(sd, str(d/'trainable.safetensors'))
     return model.eval(), d, meta
 
 # %% ../nbs/03_convert.ipynb #9e8ed315
@@ -1043,48 +1119,57 @@ def write_generation_config(model, folder:Path):
         pad_token_id=tok.pad_token_id, seg_token_id=model.seg_id), indent=1))
 
 # %% ../nbs/03_convert.ipynb #fc98fb94
-def _export_info(model, d:Path, meta:dict, out:Path, dtype:str, st:dict, w:dict) -> dict:
+def _export_info(model, d:Path, meta:dict, out:Path, dtype:str, st:dict, w:dict, ts:dict) -> dict:
     "export.json: provenance, weights and self-test of an export."
     src = dict(path=str(d.resolve()), sha256=sha256(d/'trainable.safetensors'), iteration=meta.get('iter'),
                max_iters=meta.get('max_iters'), epoch=meta.get('epoch'), date=meta.get('time'),
                data_fingerprint=meta.get('data_fingerprint'), split_fingerprints=meta.get('split_fingerprints'),
                imported_from=meta.get('source'))
     return dict(name=out.name, preset=model.cfg.preset, source=src, base=meta['identity'], lora=_lora_of(meta['model_config']),
-                dtype=dtype, **w, metrics=val_metrics(d, meta), selftest=st, exported=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                dtype=dtype, **w, metrics=val_metrics(d, meta), training_set=ts, selftest=st, exported=time.strftime('%Y-%m-%dT%H:%M:%S'),
                 vessel_nb=_version())
 
 def _version() -> str:
     from vessel_nb import __version__; return __version__
 
+# %% ../nbs/03_convert.ipynb #cf0a0007
+def _write_export(model, d:Path, meta:dict, out:Path, tmp:Path, dtype:str, tolerance:float) -> dict:
+    "Write the export into the staging folder `tmp`: model, self-test, training set, provenance, checksums (last)."
+    from vessel_nb.model import write_model_files
+    write_model_files(model, tmp, getattr(torch, dtype)); write_generation_config(model, tmp)
+    st = run_selftest(model, tmp, tolerance)
+    ts = training_set_info(d)
+    if ts['recorded']: shutil.copy2(d/TRAINING_SET_FILE, tmp/TRAINING_SET_FILE)
+    info = _export_info(model, d, meta, out, dtype, st, _weights_info(tmp), ts)
+    (tmp/'export.json').write_text(json.dumps(info, indent=1, default=str)); (tmp/'README.md').write_text(model_card(info))
+    if not st['passed']: raise ExportError(f"self-test failed: the export's probabilities differ from the training "
+                                           f"model's by {st['max_abs_diff']:.3g} > {st['tolerance']:g}; nothing written"
+                                           + (f". {dtype} rounding moved them: export with --dtype float32" if dtype != 'float32' else ''))
+    write_checksums(tmp)
+    return info
+
+
 # %% ../nbs/03_convert.ipynb #e2c5af31
 def export(ckpt, # `iter_N/` folder or work folder (its latest checkpoint)
-           out, # new folder for the exported model
+           out, # new folder for the exported model (never the checkpoint, its work folder, inside or around them)
            dtype:str='bfloat16', # weights dtype: bfloat16 (default), float16 or float32
-           overwrite:bool=False, # replace an existing `out`
+           overwrite:bool=False, # replace an existing `out` that an earlier export wrote
            tolerance:float=None, # max |Δprob| allowed by the self-test (default by dtype)
            device='cpu') -> dict: # where the training model is rebuilt and the self-test runs (cpu or cuda)
     "Merge a checkpoint into a self-contained model folder, self-test it against the training model, write it."
-    from vessel_nb.model import save_pretrained
-    out = Path(out); tmp = out.with_name(out.name + '.tmp')
-    if dtype not in TOLERANCE: raise ValueError(f'--dtype {dtype}: choose one of {list(TOLERANCE)}')
-    if out.exists() and not overwrite: raise FileExistsError(f'{out} exists; {OVERWRITE}')  # before any work
-    model, d, meta = rebuild(ckpt, device)
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        save_pretrained(model, tmp, dtype=getattr(torch, dtype)); write_generation_config(model, tmp)
-        st = run_selftest(model, tmp, TOLERANCE[dtype] if tolerance is None else tolerance)
-        info = _export_info(model, d, meta, out, dtype, st, _weights_info(tmp))
-        (tmp/'export.json').write_text(json.dumps(info, indent=1, default=str)); (tmp/'README.md').write_text(model_card(info))
-        if not st['passed']: raise ExportError(f"self-test failed: the export's probabilities differ from the training "
-                                               f"model's by {st['max_abs_diff']:.3g} > {st['tolerance']:g}; nothing written"
-                                               + (f". {dtype} rounding moved them: export with --dtype float32" if dtype != 'float32' else ''))
-    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
-    if out.exists(): shutil.rmtree(out)
-    tmp.rename(out)
+    check_flags(dtype, tolerance, device)
+    d = resolve_checkpoint(ckpt); inputs = [d.parent, d]   # the work folder and the checkpoint
+    check_output(out, inputs, overwrite, OVERWRITE)  # before any work
+    model, d, meta = rebuild(d, device)
+    with staged(out, overwrite, OVERWRITE, inputs) as tmp:
+        info = _write_export(model, d, meta, Path(out), tmp, dtype, TOLERANCE[dtype] if tolerance is None else tolerance)
     return info
 
+
 # %% ../nbs/03_convert.ipynb #d40eed55
-def _cmd_inspect(a): d = inspect_checkpoint(a.ckpt); print(json.dumps(d, indent=1, default=str) if a.json else format_inspect(d))
+def _cmd_inspect(a):
+    d = inspect_checkpoint(a.ckpt)
+    print(json.dumps(d, indent=1, default=str) if a.json or d['format'] == 'vessel_nb export' else format_inspect(d))
 def _cmd_import_internvl(a): print(json.dumps(import_internvl(a.src, a.out, a.overwrite), indent=1))
 def _cmd_import_sa2va(a):
     r = import_sa2va(a.pth, a.out, a.base, a.overwrite, a.device)
@@ -1094,6 +1179,7 @@ def _cmd_export(a):
     print(f"wrote {a.out}: {e['dtype']}, {e['params']:,} parameters, {e['bytes']/1e9:.3f} GB ({e['bytes_per_param']:.2f} B/param)")
     print(f"source {e['source']['path']} (sha256 {e['source']['sha256'][:16]}…, iteration {e['source']['iteration']})")
     print(f"self-test: max |Δprob| {st['max_abs_diff']:.3g} (tolerance {st['tolerance']:g}) on {st['images']} images; generation: {st['generation']}")
+    print(f"training set: {_ts_row(e['training_set'])}")
 
 def build_parser():
     "The `python -m vessel_nb.convert` argument parser."
@@ -1124,7 +1210,7 @@ def main(argv:list=None):
     "Run a `convert` command; user errors exit with a one-line message."
     a = build_parser().parse_args(argv)
     try: a.fn(a)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError, ExportError) as e:
+    except (OSError, ValueError, KeyError, ExportError) as e:   # ConvertError, ModelError, DataError are ValueErrors
         print(f'error: {e}', file=sys.stderr); sys.exit(1)
 
 # %% ../nbs/03_convert.ipynb #42385bab

@@ -6,7 +6,7 @@ Docs: https://vessel-nb.github.io/vessel_nb/model.html.md"""
 
 # %% ../nbs/01_model.ipynb #c9aff3db
 from __future__ import annotations
-import hashlib, json, math, os, re, shutil, time, warnings
+import hashlib, json, math, os, re, shutil, sys, time, warnings
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 
@@ -16,19 +16,21 @@ import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
 
-from .dataset import DataConfig, setting, load_image, internvl_tiles, sam_image
+from collections import Counter
+from .dataset import DataConfig, setting, load_image, internvl_tiles, sam_image, display_name
 
 # %% auto #0
 __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG_END', 'IMG_CONTEXT', 'CHAT_TOKENS',
-           'INTERNVIT_300M', 'TINY_SAM2', 'PRESETS', 'BASE_SPECIALS', 'SAM_UNUSED', 'FORMAT', 'vessel_data_config',
-           'ModelConfig', 'get_config', 'tiny_tokenizer', 'add_seg_token', 'token_id', 'check_state_dict',
-           'internvl_config', 'random_vlm', 'refresh_buffers', 'pretrained_vlm', 'attach_tokenizer', 'sam2_yaml',
-           'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features', 'decode_masks', 'dice_loss', 'mask_losses',
-           'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'keep_input_dtype', 'default_device',
-           'compute_dtype', 'load_tokenizer', 'build_vlm', 'build_model', 'expand_image', 'Collator', 'fake_sample',
-           'overfit', 'roundtrip_dice', 'Prediction', 'to_rgb', 'greedy_generate', 'forced_answer', 'VesselPredictor',
-           'preprocess', 'to_dev', 'merged_vlm', 'plain_state_dict', 'save_pretrained', 'read_weights', 'load',
-           'merge_for_inference', 'compile_frozen']
+           'INTERNVIT_300M', 'TINY_SAM2', 'PRESETS', 'BASE_SPECIALS', 'SAM_UNUSED', 'FORMAT', 'ModelError',
+           'vessel_data_config', 'ModelConfig', 'get_config', 'tiny_tokenizer', 'add_seg_token', 'token_id',
+           'check_state_dict', 'internvl_config', 'random_vlm', 'refresh_buffers', 'pretrained_vlm', 'attach_tokenizer',
+           'sam2_yaml', 'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features', 'decode_masks', 'dice_loss',
+           'mask_losses', 'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'keep_input_dtype',
+           'default_device', 'compute_dtype', 'load_tokenizer', 'build_vlm', 'build_model', 'expand_image',
+           'reserved_tokens', 'markup', 'Collator', 'fake_sample', 'overfit', 'roundtrip_dice', 'Prediction', 'to_rgb',
+           'greedy_generate', 'forced_answer', 'VesselPredictor', 'preprocess', 'to_dev', 'merged_vlm',
+           'plain_state_dict', 'write_model_files', 'save_pretrained', 'read_json', 'read_safetensors', 'read_weights',
+           'verify_folder', 'load', 'merge_for_inference', 'compile_frozen']
 
 # %% ../nbs/01_model.ipynb #ea27e6d7
 GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
@@ -37,6 +39,10 @@ TINY_TRAIN = ["vision", "projector", "llm", "embeddings", "seg_head", "sam_encod
 SEG_TOKEN = "[SEG]"
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 CHAT_TOKENS = ("<|im_start|>", "<|im_end|>")
+
+# %% ../nbs/01_model.ipynb #59eaa713
+class ModelError(ValueError):
+    "A problem with a model folder or a text given to the model: the message names it and says what to do."
 
 # %% ../nbs/01_model.ipynb #f34db231
 def vessel_data_config(**kw) -> DataConfig:
@@ -500,25 +506,74 @@ def expand_image(text:str, n_tokens:int, image_token:str="<image>") -> str:
     "Replace the image placeholder by `<img><IMG_CONTEXT>…</img>` with `n_tokens` context tokens."
     return text.replace(image_token, IMG_START + IMG_CONTEXT * n_tokens + IMG_END)
 
+def reserved_tokens(tok, cfg:ModelConfig) -> list[str]:
+    "Markup a text must not carry: the image placeholder and every added token of the tokenizer (longest first)."
+    return sorted({cfg.data.image_token, *tok.get_added_vocab()}, key=lambda t: (-len(t), t))
+
+def markup(text:str, reserved:list) -> Counter:
+    "How often each reserved token occurs in `text`."
+    return Counter({t: text.count(t) for t in reserved if t in text})
+
+
+# %% ../nbs/01_model.ipynb #c011a7e1
 class Collator:
     "Turn a list of dataset samples into a model batch."
     def __init__(self, tokenizer, cfg:ModelConfig, max_length:int=8192):
         self.tok, self.cfg, self.max_length = tokenizer, cfg, max_length
+        self.reserved, d = reserved_tokens(tokenizer, cfg), cfg.data
+        self.allowed = (markup(d.chat_sep + d.chat_user, self.reserved), markup(d.chat_answer, self.reserved))  # the templates' own
 
-    def encode(self, segments:list, n_tiles:int) -> tuple[list, list]:
-        "Token ids and labels of one chat."
+    def encode(self, segments:list, n_tiles:int, what:str="sample") -> tuple[list, list]:
+        "Token ids and labels of one chat (`what` names it in errors)."
+        self.check_markup(segments, n_tiles, what)
         ids, labels = [], []
         for text, is_answer in segments:
             t = self.tok.encode(expand_image(text, n_tiles * self.cfg.data.tokens_per_tile, self.cfg.data.image_token), add_special_tokens=False)
             ids += t; labels += t if is_answer else [-100] * len(t)
-        if len(ids) > self.max_length: raise ValueError(f"sample has {len(ids)} tokens > max_length {self.max_length}; raise max_length or use fewer tiles")
+        if len(ids) > self.max_length: self.too_long(len(ids), n_tiles, what)
         return ids, labels
 
+
+# %% ../nbs/01_model.ipynb #c011a7e3
+@patch
+def user_text(self:Collator, text:str, k:int, is_answer:bool) -> str:
+    "The part of chat segment `k` that came from outside the templates (for messages)."
+    d = self.cfg.data; pre, post = (d.chat_answer.split("{answer}") if is_answer else d.chat_user.split("{question}"))
+    t = (text.removeprefix(d.chat_sep) if k else text).removeprefix(pre).removesuffix(post)
+    return t.removeprefix(d.image_token + "\n") if k == 0 and not is_answer else t
+
+@patch
+def check_markup(self:Collator, segments:list, n_tiles:int, what:str="sample"):
+    "Refuse reserved tokens in a chat beyond its templates' own; the chat of an image needs its `<image>` placeholder."
+    d = self.cfg.data
+    for k, (text, is_answer) in enumerate(segments):
+        extra = markup(text, self.reserved) - self.allowed[is_answer] - Counter({d.image_token: k == 0 and not is_answer})
+        extra.pop(d.seg_token if is_answer else None, None)          # answers carry the [SEG]s
+        if extra: raise ModelError(f"{what}: the text {self.user_text(text, k, is_answer)[:120]!r} contains reserved token(s) "
+                                   f"{', '.join(sorted(extra))}, the model's own markup; remove them from the description or prompt")
+    if n_tiles and segments and d.image_token not in segments[0][0]:
+        raise ModelError(f"{what}: the first turn of the chat has no {d.image_token} placeholder for the image; start it with one")
+
+
+# %% ../nbs/01_model.ipynb #c011a7e5
+@patch
+def too_long(self:Collator, n:int, n_tiles:int, what:str="sample"):
+    "Raise `ModelError` for a chat of `n` tokens over `max_length`, saying where they come from and what to change."
+    d = self.cfg.data; img = n_tiles * d.tokens_per_tile
+    raise ModelError(f"{what}: {n} tokens ({n_tiles} image tile(s) × {d.tokens_per_tile} + {n - img} text) exceed the Collator's "
+                     f"max_length {self.max_length}; lower DataConfig.max_tiles (now {d.max_tiles}), shorten the descriptions "
+                     "(or give fewer objects per image), or build the Collator with a larger max_length")
+
+
 # %% ../nbs/01_model.ipynb #5ffa94d9
+def _what(sample:dict) -> str:
+    "How errors name a sample: its image by pseudonym."
+    return f"image {display_name(sample['image'])}" if isinstance(sample.get("image"), str) else "sample"
+
 @patch
 def __call__(self:Collator, samples:list) -> dict:
     "Batch: `input_ids`, `attention_mask`, `labels` (B, L); `pixel_values` (ΣT, 3, t, t); `num_tiles`; `sam_images`; `masks`."
-    enc = [self.encode(s["segments"], s["pixel_values"].shape[0]) for s in samples]
+    enc = [self.encode(s["segments"], s["pixel_values"].shape[0], _what(s)) for s in samples]
     L, pad = max(len(i) for i, _ in enc), self.tok.pad_token_id
     ids = torch.tensor([i + [pad] * (L - len(i)) for i, _ in enc])
     return dict(input_ids=ids, labels=torch.tensor([l + [-100] * (L - len(l)) for _, l in enc]),
@@ -663,12 +718,12 @@ class VesselPredictor:
         if answer is not None and SEG_TOKEN not in answer: raise ValueError(f"answer {answer!r} has no {SEG_TOKEN}: nothing to segment with")
         self.answer = answer
         self.answer_ids = None if answer is None else torch.tensor(   # tokenized as in training: the chat's answer segment
-            self.collator.encode([(model.cfg.data.chat_answer.format(answer=answer), True)], 0)[0], device=model.device)
+            self.collator.encode([(model.cfg.data.chat_answer.format(answer=answer), True)], 0, "answer")[0], device=model.device)
 
     def prompt_ids(self, prompt:str, n_tiles:int) -> list:
         "Token ids of the one-turn chat for `prompt`, ending where the assistant answer starts."
         d = self.model.cfg.data
-        return self.collator.encode([(d.chat_user.format(question=d.image_token + "\n" + prompt), False)], n_tiles)[0]
+        return self.collator.encode([(d.chat_user.format(question=d.image_token + "\n" + prompt), False)], n_tiles, "prompt")[0]
 
     def predict(self, image, prompt:str="Please segment the blood vessel.") -> Prediction:
         "Segment one image (path, PIL or uint8 array; grey is fine)."
@@ -759,43 +814,70 @@ def plain_state_dict(model:VesselSa2VA, dtype:torch.dtype|None=None) -> dict:
     return {k: (v.to(dtype) if dtype and v.is_floating_point() else v).contiguous() for k, v in sd.items()}
 
 # %% ../nbs/01_model.ipynb #17db1341
+def write_model_files(model:VesselSa2VA, folder:Path, dtype:torch.dtype|None=None, max_shard_size:str="5GB"):
+    "Write config.json, the merged safetensors weights and the tokenizer into the existing folder `folder`."
+    from huggingface_hub import save_torch_state_dict
+    save_torch_state_dict(plain_state_dict(model, dtype), folder, max_shard_size=max_shard_size, metadata={"format": "pt"})
+    model.tokenizer.save_pretrained(folder)
+    conf = dict(format=FORMAT, model_config={**model.cfg.to_dict(), "train": [], "sam2_checkpoint": ""},
+                vlm_config=model.core.config.to_dict(), identity=model.identity(),
+                dtype=str(dtype or model.compute_dtype).replace("torch.", ""))
+    (Path(folder) / "config.json").write_text(json.dumps(conf, indent=1, default=str))
+
 def save_pretrained(model:VesselSa2VA, folder:str|Path, # must not exist yet
                     dtype:torch.dtype|None=None,        # e.g. torch.bfloat16 for an export; default: as is
                     max_shard_size:str="5GB") -> Path:
-    "Write a self-contained model folder: config.json, safetensors weights, tokenizer."
-    from huggingface_hub import save_torch_state_dict
+    "Write a self-contained model folder: config.json, safetensors weights, tokenizer, checksums.json (last)."
+    from vessel_nb.dataset import write_checksums
     folder = Path(folder)
     if folder.exists(): raise FileExistsError(f"{folder} exists; choose a new folder (a saved model is never overwritten)")
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-    sd = plain_state_dict(model, dtype)
-    save_torch_state_dict(sd, tmp, max_shard_size=max_shard_size, metadata={"format": "pt"})
-    model.tokenizer.save_pretrained(tmp)
-    conf = dict(format=FORMAT, model_config={**model.cfg.to_dict(), "train": [], "sam2_checkpoint": ""},
-                vlm_config=model.core.config.to_dict(), identity=model.identity(),
-                dtype=str(dtype or model.compute_dtype).replace("torch.", ""))
-    (tmp / "config.json").write_text(json.dumps(conf, indent=1, default=str))
-    os.replace(tmp, folder)
+    write_model_files(model, tmp, dtype, max_shard_size)
+    write_checksums(tmp); os.replace(tmp, folder)
     return folder
 
+
 # %% ../nbs/01_model.ipynb #fdfcfad9
+def read_json(path:Path, what:str="the model folder") -> dict:
+    "A JSON file of a model folder; `ModelError` naming it when it is missing or unreadable."
+    try: return json.loads(Path(path).read_text())
+    except FileNotFoundError: raise ModelError(f"{path}: missing; {what} is incomplete: copy it again") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"{path}: unreadable ({e}); {what} is damaged: copy it again") from None
+
+def read_safetensors(path:Path, device="cpu", what:str="the model folder") -> dict:
+    "The tensors of one safetensors file; `ModelError` naming it when it is missing, truncated or damaged."
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    if not Path(path).is_file(): raise ModelError(f"{path}: missing; {what} is incomplete: copy it again")
+    try: return load_file(str(path), device=str(device))
+    except (OSError, SafetensorError) as e: raise ModelError(f"{path}: unreadable ({e}); {what} is truncated or damaged: copy it again") from None
+
 def read_weights(folder:Path, device="cpu") -> dict:
     "All tensors of a (possibly sharded) safetensors folder."
-    from safetensors.torch import load_file
     idx = folder / "model.safetensors.index.json"
-    files = sorted(set(json.loads(idx.read_text())["weight_map"].values())) if idx.is_file() else ["model.safetensors"]
-    missing = [f for f in files if not (folder / f).is_file()]
-    if missing: raise FileNotFoundError(f"{folder}: weight file(s) missing: {missing}; copy the whole folder")
-    return {k: v for f in files for k, v in load_file(folder / f, device=str(device)).items()}
+    files = sorted(set(read_json(idx)["weight_map"].values())) if idx.is_file() else ["model.safetensors"]
+    return {k: v for f in files for k, v in read_safetensors(folder / f, device).items()}
+
 
 # %% ../nbs/01_model.ipynb #6a62b63b
-def load(folder:str|Path, device=None, dtype:torch.dtype|None=None) -> VesselSa2VA:
+def verify_folder(folder:Path) -> bool:
+    "Check a folder's files against its `checksums.json`; one warning line when it has none (an older version wrote it)."
+    from vessel_nb.dataset import verify_checksums
+    if verify_checksums(folder): return True
+    print(f"warning: {folder}: no checksums.json (written by an older version); its files cannot be verified", file=sys.stderr)
+    return False
+
+def load(folder:str|Path, device=None, dtype:torch.dtype|None=None,
+         verify:bool=True) -> VesselSa2VA: # check the files against `checksums.json` first
     "Load a model folder written by `save_pretrained` (strict; no training code, no peft)."
     from transformers import AutoTokenizer, InternVLConfig, InternVLForConditionalGeneration
     folder = Path(folder); conf_path = folder / "config.json"
-    if not conf_path.is_file(): raise FileNotFoundError(f"{folder}: no config.json; not a vessel_nb model folder")
-    conf = json.loads(conf_path.read_text())
-    if conf.get("format") != FORMAT: raise ValueError(f"{conf_path}: format {conf.get('format')!r}, expected {FORMAT!r}")
+    if not folder.is_dir(): raise ModelError(f"{folder}: no such model folder")
+    if verify: verify_folder(folder)
+    conf = read_json(conf_path)
+    if conf.get("format") != FORMAT: raise ModelError(f"{conf_path}: format {conf.get('format')!r}, expected {FORMAT!r}; not a vessel_nb model folder")
     cfg, device = ModelConfig(**conf["model_config"]), torch.device(device or default_device())
     dtype = dtype or compute_dtype(cfg, device)
     with torch.device("meta"): vlm = InternVLForConditionalGeneration(InternVLConfig.from_dict(conf["vlm_config"]))
@@ -808,6 +890,7 @@ def load(folder:str|Path, device=None, dtype:torch.dtype|None=None) -> VesselSa2
     if tied(vlm): vlm.tie_weights()
     refresh_buffers(vlm, device)     # non-persistent buffers are not in the file
     return model.place(device, dtype).apply_training_policy().eval()
+
 
 # %% ../nbs/01_model.ipynb #8e46cc27
 def merge_for_inference(model:VesselSa2VA) -> VesselSa2VA:
