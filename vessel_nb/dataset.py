@@ -6,7 +6,7 @@ Docs: https://vessel-nb.github.io/vessel_nb/dataset.html.md"""
 
 # %% ../nbs/00_dataset.ipynb #d9a617d2
 from __future__ import annotations
-import argparse, configparser, fnmatch, hashlib, io, json, math, os, random, re, shutil, sys, tempfile
+import argparse, configparser, fnmatch, hashlib, io, json, math, os, random, re, shutil, sys, tempfile, warnings
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
@@ -344,7 +344,6 @@ MAX_PIXELS = 64_000_000   # largest image (pixels) the pipeline takes: Frangi an
 
 def _header_size(f) -> tuple[int, int, str]:
     "`(H, W, format)` of an image file or buffer from its header (no pixel decoded); `(0, 0, '')` beyond PIL's bomb limit."
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -353,7 +352,8 @@ def _header_size(f) -> tuple[int, int, str]:
 
 def _too_large(h:int, w:int, max_pixels:int) -> str|None:
     "What is wrong with an image of `h × w` pixels (`0 × 0`: beyond any sane size), if anything."
-    if h * w == 0: return f"more than {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} Mpx, the decoder's hard limit"
+    hard = 2 * (Image.MAX_IMAGE_PIXELS or 10**12)   # PIL refuses to decode more
+    if h * w == 0 or h * w > hard: return (f"{w}×{h} = {h * w / 1e6:.0f} Mpx, " if h * w else "") + f"more than {hard / 1e6:.0f} Mpx, the decoder's hard limit"
     return f"{w}×{h} = {h * w / 1e6:.0f} Mpx, more than the {max_pixels / 1e6:g} Mpx limit" if h * w > max_pixels else None
 
 def _image_label(path:str|Path, name:str|None) -> str:
@@ -793,42 +793,75 @@ def _truncated(p:Path, fmt:str) -> bool:
         f.seek(0, 2); f.seek(max(f.tell() - 64, 0)); tail = f.read()
     return not (tail.endswith(b"IEND\xaeB`\x82") if fmt == "PNG" else b"\xff\xd9" in tail)
 
-def _image_size(root:Path, n:str, max_pixels:int, allow_outside:bool) -> tuple:
-    "`((H, W) or a problem kind, detail)` of one image, from its header."
-    d, why = ann_path(root).parent, _name_problem(n)
-    if why: return "bad_name", f"the name {why}"
-    p = next((p for p in (d/n, d/"images"/n) if p.is_file()), d/n)
-    if not allow_outside and _outside(d, p): return "outside_path", "the path resolves outside the data folder"
-    if not p.is_file(): return "missing_image", ""
-    try: h, w, fmt = _header_size(p)
-    except Exception: return "unreadable_image", "no image header"
+def _file_header(p:str) -> tuple[int, int, bool]:
+    "`(H, W, truncated)` of an image file from its first and last bytes (PNG read directly, others by PIL)."
+    with open(p, "rb") as f:
+        head = f.read(24)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            f.seek(0, 2); f.seek(max(f.tell() - 12, 0))
+            return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big"), f.read() != b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    h, w, fmt = _header_size(p)
+    return h, w, _truncated(Path(p), fmt)
+
+# %% ../nbs/00_dataset.ipynb #07faefe9
+class _Folder:
+    "A data folder's paths, resolved once: where an image name leads, and whether it stays inside."
+    def __init__(self, root:str|Path):
+        self.d = str(ann_path(root).parent); self.real = os.path.realpath(self.d)
+        self.img = os.path.join(self.d, "images"); self.img_in = os.path.realpath(self.img).startswith(self.real + os.sep)
+
+    def path(self, n:str) -> str:
+        "The file of image `n`: beside annotations.json, else in images/ (the first when neither exists)."
+        a = os.path.join(self.d, n)
+        if os.path.isfile(a): return a
+        b = os.path.join(self.img, n)
+        return b if os.path.isfile(b) else a
+
+    def inside(self, n:str, p:str) -> bool:
+        "Whether `p` (the file of name `n`) stays inside the folder, links followed."
+        plain = "/" not in n and "\\" not in n and n not in (".", "..") and not os.path.islink(p)
+        if plain and (p == os.path.join(self.d, n) or self.img_in): return True   # the common case: no resolving
+        return os.path.realpath(p).startswith(self.real + os.sep)
+
+# %% ../nbs/00_dataset.ipynb #85f34d63
+def _image_size(f:_Folder, n:str, max_pixels:int, allow_outside:bool) -> tuple:
+    "`((H, W) or a problem kind, detail, path)` of one image, from its header."
+    why = _name_problem(n)
+    if why: return "bad_name", f"the name {why}", None
+    p = f.path(n)
+    if not allow_outside and not f.inside(n, p): return "outside_path", "the path resolves outside the data folder", None
+    if not os.path.isfile(p): return "missing_image", "", None
+    try: h, w, trunc = _file_header(p)
+    except Exception: return "unreadable_image", "no image header", None
     big = _too_large(h, w, max_pixels)
-    if big: return "too_large_image", big
-    return ("unreadable_image", "the file is truncated") if _truncated(p, fmt) else ((h, w), "")
+    if big: return "too_large_image", big, None
+    return ("unreadable_image", "the file is truncated", None) if trunc else ((h, w), "", p)
 
 # %% ../nbs/00_dataset.ipynb #367e10cf
-def _decodes(p:Path) -> bool:
+def _decodes(p:str) -> bool:
     "Whether every pixel of the image file decodes."
     try:
         with Image.open(p) as im: im.load()
         return True
     except Exception: return False
 
-def _decode_all(root:Path, names:list[str], sizes:dict, detail:dict):
-    "Mark the images whose pixel data does not decode (each distinct file once, on a few threads)."
-    paths = {n: image_path(root, n, allow_outside=True) for n in names}
-    keys = {n: (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for n, st in ((n, p.stat()) for n, p in paths.items())}
+def _decode_all(paths:dict, sizes:dict, detail:dict):
+    "Mark the images (`{name: path}`) whose pixel data does not decode: each distinct file once, on a few threads."
+    keys = {n: (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for n, st in ((n, os.stat(p)) for n, p in paths.items())}
     files = {k: paths[n] for n, k in keys.items()}   # hard links and repeated names: decoded once
     ok = dict(zip(files, _threads(_decodes, list(files.values()))))
-    for n in names:
-        if not ok[keys[n]]: sizes[n], detail[n] = "unreadable_image", "the pixel data does not decode"
+    for n, k in keys.items():
+        if not ok[k]: sizes[n], detail[n] = "unreadable_image", "the pixel data does not decode"
 
 def _image_sizes(root:Path, names:list[str], decode:bool=False, max_pixels:int=MAX_PIXELS,
                  allow_outside:bool=False) -> tuple[dict, dict]:
     "`{name: (H, W) or problem kind}` and `{name: detail}` from the headers; with `decode` every pixel is decoded."
-    res = {n: _image_size(root, n, max_pixels, allow_outside) for n in names}
+    f = _Folder(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        res = {n: _image_size(f, n, max_pixels, allow_outside) for n in names}
     sizes, detail = {n: r[0] for n, r in res.items()}, {n: r[1] for n, r in res.items()}
-    if decode: _decode_all(root, [n for n in names if isinstance(sizes[n], tuple)], sizes, detail)
+    if decode: _decode_all({n: r[2] for n, r in res.items() if r[2]}, sizes, detail)
     return sizes, detail
 
 # %% ../nbs/00_dataset.ipynb #d04c7ca5
