@@ -204,3 +204,11 @@ def test_pseudonyms_are_long_salted_and_never_collide(tmp_path):
     assert D.dataset_salt(d) == salt == D.load_splits(d)["salt"]                   # the same before and after split
     r = D.check(folder(tmp_path/"e", [entry(0), entry(1, [[0, 0, 1, 0]])]))
     assert f"({D.display_name(N.format(1), salt=r.salt)})" in D.format_report(r)
+
+
+def test_split_refuses_to_leave_train_empty(tmp_path):
+    _patients(tmp_path, patients=1)
+    r = cli("split", tmp_path)
+    assert r.returncode == 2 and "1 patient group(s) leave nothing to train on" in r.stderr and "--by video" in r.stderr
+    assert not (tmp_path/"splits.json").exists()
+    r = cli("split", tmp_path, "--by", "video", "--val", 0.3, "--test", 0.3); assert r.returncode == 0, r.stderr

@@ -742,6 +742,8 @@ def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0,
     out = {"seed": seed, "val": val, "test": test, "by": by, "group_by": used, "salt": salt, **({"test_glob": test_glob} if test_glob else {}),
            "groups": {video_id(n): assign[g] for g, ns in groups.items() for n in ns}}
     out.update({s: sorted(n for g, ns in groups.items() if assign[g] == s for n in ns) for s in SPLITS})
+    if names and not out["train"]:
+        raise DataError(f"{root}: the {len(groups)} {used} group(s) leave nothing to train on; add data, lower --val/--test, or pass --by video")
     write_json(p, out, indent=1)
     return out
 
