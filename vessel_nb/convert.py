@@ -57,8 +57,8 @@ def safe_load(path, # a `torch.save` file
         foreign = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         with torch.serialization.safe_globals([_stub(n) for n in foreign]):
             return torch.load(path, map_location='cpu', weights_only=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
-        raise ConvertError(f'{path}: unreadable ({str(e).splitlines()[0][:200]}); the file is truncated or damaged: copy it again') from None
+    except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as e:
+        raise ConvertError(f'{path}: unreadable ({str(e).splitlines()[0][:200]}); not a torch checkpoint, or truncated or damaged: copy it again') from None
 
 
 # %% ../nbs/03_convert.ipynb #49f8e426
