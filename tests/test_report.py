@@ -88,15 +88,22 @@ def test_report_figures_under_any_backend(main_job, backend, tmp_path):
     nb, html = render(ROOT/"nbs/report.ipynb", tmp_path/"r.ipynb", dict(work_dir=out/"train", eval_dir=out/"eval", data_dir=ROOT/"data/sample"), backend)
     assert_figures(nb, html, len(FIXED_FIGURES) + 3)
 
-HELD_OUT = [   # (fields of metrics.json, what the Held-out check line must say)
-    (dict(leakage="clean", leakage_reason="no evaluated image is in the training set", leakage_acknowledged=False),
-     ["model: clean", "the numbers are held-out"]),
-    (dict(leakage="overlap", overlap=dict(n=2, by_name=["video-aaaaaaaaaaaa_frame_000001"], by_content=["video-bbbbbbbbbbbb_frame_000002"]), leakage_acknowledged=True),
-     ["2 overlapping images", "video-aaaaaaaaaaaa_frame_000001", "video-bbbbbbbbbbbb_frame_000002", "not held-out", "allowed by a flag"]),
-    (dict(leakage="leak", leakage_reason="3 of the 12 evaluated images were used to fit the model", leakage_acknowledged=True),
-     ["overlapping", "not held-out", "allowed by a flag"]),
-    (dict(leakage="unknown", leakage_reason="the model carries no record of its training set", leakage_acknowledged=True),
-     ["model: unknown", "the model carries no record of its training set", "cannot be ruled out"]),
+HELD_OUT = [   # (fields of metrics.json as `eval` writes them, what the Held-out check line must say)
+    (dict(leakage="clean", leakage_reason="none of the 12 evaluated images is in the model's training set of 24 (by name or by pixels)", leakage_acknowledged=False,
+          overlap=dict(status="clean", n=0, images=[], by_name=[], by_content=[], acknowledged=False, flag=None)),
+     ["model: clean — none of the 12 evaluated images", "the numbers are held-out"]),
+    (dict(leakage="overlap", leakage_reason="2 of the 12 evaluated 'test' images are in the model's training set", leakage_acknowledged=True,
+          overlap=dict(status="overlap", n=2, images=["video-aaaaaaaaaaaa_frame_000001", "video-bbbbbbbbbbbb_frame_000002"],
+                       by_name=["video-aaaaaaaaaaaa_frame_000001"], by_content=["video-bbbbbbbbbbbb_frame_000002"], acknowledged=True, flag="--allow-overlap")),
+     ["2 overlapping images", "video-aaaaaaaaaaaa_frame_000001", "video-bbbbbbbbbbbb_frame_000002", "not held-out", "--allow-overlap"]),
+    (dict(leakage="leak", leakage_reason="3 of the 12 evaluated images were used to fit the model", leakage_acknowledged=True),   # an older metrics.json
+     ["overlapping", "not held-out", "evaluated anyway"]),
+    (dict(leakage="unknown", leakage_reason="the model carries no record of its training set", leakage_acknowledged=True,
+          overlap=dict(status="unknown", n=None, images=[], by_name=[], by_content=[], acknowledged=True, flag="--allow-unknown-training-set")),
+     ["model: unknown", "the model carries no record of its training set", "cannot be ruled out", "--allow-unknown-training-set"]),
+    (dict(leakage="clean", leakage_reason="none", leakage_acknowledged=False, excluded_n=1,
+          excluded=[dict(image="video-cccccccccccc_frame_000003", split="test", reason="polygon 1 has 2 points")]),
+     ["1 invalid entry excluded", "video-cccccccccccc_frame_000003 (test split: polygon 1 has 2 points)"]),
 ]
 
 @pytest.mark.parametrize("fields,says", HELD_OUT)
