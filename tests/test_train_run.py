@@ -1,5 +1,5 @@
 "End-to-end tests of `vessel_nb.train` with the real tiny model on the embedded sample data (CPU)."
-import json, os, subprocess, sys
+import json, os, shutil, subprocess, sys
 from dataclasses import asdict, replace
 from pathlib import Path
 import pytest, torch, yaml
@@ -59,7 +59,9 @@ def test_work_folder_contract(one_run):
     assert [v["iter"] for v in val] == [2, 4] and all(0 <= v["dice"] <= 1 and 0 <= v["iou"] <= 1 for v in val)
     assert all(v["images"] == 12 for v in val)
     d = w/"iter_4"
-    assert {p.name for p in d.iterdir()} == {"trainable.safetensors", "meta.json", "optimizer.pt", "scheduler.pt", "rng.pt", "sampler.json"}
+    assert {p.name for p in d.iterdir()} == {"trainable.safetensors", "meta.json", "optimizer.pt", "scheduler.pt", "rng.pt", "sampler.json",
+                                          "training_set.json", "checksums.json"}
+    assert json.loads((d/"training_set.json").read_text())["n"] == 24 and not (w/"train.lock").exists()
     meta = json.loads((d/"meta.json").read_text())
     for k in ("iter", "epoch", "max_iters", "time", "config", "model_config", "identity", "data_fingerprint", "split_fingerprints"):
         assert k in meta, k
@@ -111,7 +113,7 @@ def test_oom_names_memory_and_flags(tmp_path):
 
 def test_empty_val_split_is_a_clear_error(tmp_path):
     data = tmp_path/"d"; data.mkdir()
-    for f in DATA.iterdir(): (data/f.name).symlink_to(f)
+    for f in DATA.iterdir(): shutil.copy(f, data/f.name)   # copies: links out of the data folder are refused
     sp = json.loads((DATA/"splits.json").read_text()); sp["train"] += sp["val"]; sp["val"] = []
     (data/"splits.json").unlink(); (data/"splits.json").write_text(json.dumps(sp))
     with pytest.raises(TrainError, match="validation split is empty"): train(replace(cfg(tmp_path/"w"), data=str(data)))
