@@ -1,8 +1,12 @@
 """Benchmark of `vessel_nb.eval`: metrics on 1,000 masks of 512² on CPU (target <= 2 s), clDice separately,
-the threshold curve, and inference frames/s (Frangi baseline; the tiny neural preset when `vessel_nb.model` exists).
+the threshold curve, inference frames/s (Frangi baseline; the tiny neural preset when `vessel_nb.model` exists),
+and the Frangi baseline end to end (`--frangi`: a table of frames/s per number of worker processes, and a whole
+`eval --model frangi` run on a synthetic data folder of 200 training + 300 test frames; target >= 5 frames/s on 2 cores).
 
-Run: `python bench/eval.py [--n 1000] [--size 512] [--frames 4]`. Prints one line per row; no files written."""
-import argparse, os, time
+Run: `python bench/eval.py [--n 1000] [--size 512] [--frames 4]`, or `python bench/eval.py --frangi [--e2e-videos 50]`.
+Prints one line per row; only `--frangi` writes (a temporary folder, removed at the end)."""
+import argparse, os, shutil, tempfile, time
+from pathlib import Path
 import numpy as np
 
 from vessel_nb.eval import SegMetrics, ThresholdCurve, FrangiBaseline, binarize, confusion_counts, skeleton_counts
@@ -29,8 +33,11 @@ def main():
     ap.add_argument("--n", type=int, default=1000); ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--cldice-n", type=int, default=1000, help="masks for the clDice row")
     ap.add_argument("--frames", type=int, default=4, help="frames for the inference rows")
+    ap.add_argument("--frangi", action="store_true", help="only the Frangi table and the end-to-end eval run")
+    ap.add_argument("--e2e-videos", type=int, default=50, help="videos of 10 frames for the end-to-end run (60%% test, 40%% train)")
     a = ap.parse_args()
     print(f"cpu cores visible: {os.cpu_count()}, numpy {np.__version__}")
+    if a.frangi: return frangi_table(a.size, a.e2e_videos)
     pred, gt = vessel_like_masks(a.n, a.size)
     _, t = timed(lambda: SegMetrics(cldice=False).update(pred, gt).aggregate())
     print(f"metrics (6 pixel metrics, per image + aggregate) {a.n} masks {a.size}²: {t:.2f} s  (target <= 2 s)  -> {a.n / t:,.0f} masks/s")
@@ -48,6 +55,28 @@ def main():
     _, t = timed(lambda: [fr.predict_proba(img) for _ in range(a.frames)])
     print(f"inference Frangi baseline {a.size}² on CPU: {a.frames / t:.2f} frames/s")
     tiny_model_row(a.frames, a.size)
+
+
+def frangi_table(size:int, videos:int):
+    "Frames/s of the Frangi baseline per number of processes, then one whole `eval --model frangi` run."
+    from skimage.filters import frangi
+    from vessel_nb.dataset import synth, split_data, load_split, load_image, image_path
+    from vessel_nb.eval import EvalConfig, evaluate, to_gray
+    tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
+    try:
+        synth(tmp/"data", videos=videos, frames=10, size=size, seed=0); split_data(tmp/"data", val=0, test=0.6)
+        imgs = [load_image(image_path(tmp/"data", n)) for n in load_split(tmp/"data", "test")[:16]]
+        _, t = timed(lambda: [frangi(to_gray(im), sigmas=(3, 4, 5, 6)) for im in imgs[:4]])
+        print(f"| Frangi {size}² | skimage.filters.frangi, float64, 1 process (before) | {4 / t:.2f} frames/s |")
+        for w in sorted({1, 2, os.cpu_count() or 1}):
+            fb = FrangiBaseline(workers=w); fb.predict_proba_batch(imgs[:w])  # start the pool
+            _, t = timed(fb.predict_proba_batch, imgs)
+            print(f"| Frangi {size}² | predict_proba_batch, {w} process{'es' * (w > 1)} | {len(imgs) / t:.2f} frames/s |")
+        n_train, n_test = (len(load_split(tmp/"data", s)) for s in ("train", "test"))
+        res, t = timed(evaluate, EvalConfig("frangi", str(tmp/"data"), "test", str(tmp/"out"), progress=False))
+        print(f"| eval --model frangi | {n_train} train (scales fitted on {res['model']['fit_images']}, threshold on all) + {n_test} test frames of {size}², "
+              f"{os.cpu_count()} cores, clDice on | {t:.1f} s = {(n_train + n_test) / t:.2f} frames/s (Dice {res['dice']:.4f}) |")
+    finally: shutil.rmtree(tmp, ignore_errors=True)
 
 
 def tiny_model_row(frames:int, size:int):

@@ -8,7 +8,7 @@ Docs: https://vessel-nb.github.io/vessel_nb/eval.html.md"""
 from __future__ import annotations
 import argparse, csv, io, json, math, os, sys, time
 from dataclasses import dataclass, asdict, replace
-from functools import partial
+from functools import partial, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +17,22 @@ from fastcore.basics import patch
 from fastcore.imports import in_notebook
 from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 from skimage.morphology import skeletonize
-from scipy import ndimage as ndi
+from scipy import ndimage as ndi, fft as sft
 
 # %% auto #0
-__all__ = ['EMPTY_POLICIES', 'METRICS', 'FIT_IMAGES', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'as_masks',
-           'mask_pair', 'confusion_counts', 'check_empty', 'safe_ratio', 'metrics_from_counts', 'segmentation_metrics',
-           'skeleton_counts', 'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics', 'as_probs', 'binarize',
-           'threshold_grid', 'threshold_bins', 'curve_hist', 'ThresholdCurve', 'nanmean', 'LeakageError', 'EvalError',
-           'ThresholdChoice', 'choose_threshold', 'process_pool', 'parallel_map', 'to_gray', 'FrangiConfig',
-           'frangi_scale', 'frangi_vesselness', 'frangi_prob', 'FrangiBaseline', 'fit_sample', 'fit_frangi',
-           'EvalSample', 'EvalSplit', 'split_problems', 'valid_split', 'read_mask_pairs', 'predict_probs', 'run_split',
-           'overlay', 'error_map', 'six_panel', 'fig_png', 'save_figure', 'ProbaModel', 'verify_model_folder',
-           'read_training_set', 'is_checkpoint', 'load_checkpoint_model', 'frangi_model', 'load_eval_model',
-           'images_fingerprint', 'leakage_record', 'EvalConfig', 'check_config', 'tuning_split', 'pick_threshold',
-           'write_csv', 'jsonable', 'public_provenance', 'curve_rows', 'pred_keeper', 'case_figures', 'resolve_paths',
-           'run_inputs', 'prob_saver', 'result_record', 'write_outputs', 'evaluate', 'checkpoint_dirs', 'best_row',
-           'evaluate_checkpoints', 'checkpoint_plot', 'main', 'playground_view', 'playground']
+__all__ = ['EMPTY_POLICIES', 'METRICS', 'FIT_IMAGES', 'HESSIAN_ORDERS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT',
+           'as_masks', 'mask_pair', 'confusion_counts', 'check_empty', 'safe_ratio', 'metrics_from_counts',
+           'segmentation_metrics', 'skeleton_counts', 'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics',
+           'as_probs', 'binarize', 'threshold_grid', 'threshold_bins', 'curve_hist', 'ThresholdCurve', 'nanmean',
+           'LeakageError', 'EvalError', 'ThresholdChoice', 'choose_threshold', 'process_pool', 'parallel_map',
+           'to_gray', 'FrangiConfig', 'hessians', 'frangi_terms', 'frangi_vesselness', 'frangi_prob', 'FrangiBaseline',
+           'fit_sample', 'fit_frangi', 'EvalSample', 'EvalSplit', 'split_problems', 'valid_split', 'read_mask_pairs',
+           'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'fig_png', 'save_figure', 'ProbaModel',
+           'verify_model_folder', 'read_training_set', 'is_checkpoint', 'load_checkpoint_model', 'frangi_model',
+           'load_eval_model', 'images_fingerprint', 'leakage_record', 'EvalConfig', 'check_config', 'tuning_split',
+           'pick_threshold', 'write_csv', 'jsonable', 'public_provenance', 'curve_rows', 'pred_keeper', 'case_figures',
+           'resolve_paths', 'run_inputs', 'prob_saver', 'result_record', 'write_outputs', 'evaluate', 'checkpoint_dirs',
+           'best_row', 'evaluate_checkpoints', 'checkpoint_plot', 'main', 'playground_view', 'playground']
 
 # %% ../nbs/04_eval.ipynb #5c477467
 def as_masks(x, # masks: numpy or torch, `(H, W)` or `(B, H, W)`, bool or {0, 1}
@@ -341,13 +341,35 @@ class FrangiConfig:
 FIT_IMAGES = 64  # at most this many training images fit the scales (evenly spaced over the split)
 
 # %% ../nbs/04_eval.ipynb #b207db0b
-def frangi_scale(g:np.ndarray, # float32 grey image `(H, W)`
-                 sigma:float, black_ridges:bool=True, beta:float=0.5) -> tuple[np.ndarray, np.ndarray]:
-    "Blobness factor and squared structure `s²` of the Hessian at one scale (the terms of skimage's `frangi`)."
-    e0, e1 = hessian_matrix_eigvals(hessian_matrix(g if black_ridges else -g, sigma, mode="reflect", use_gaussian_derivatives=True))
-    swap = np.abs(e0) > np.abs(e1)  # sorted by magnitude: l1 is the smaller
-    l1, l2 = np.where(swap, e1, e0), np.maximum(np.where(swap, e0, e1), np.float32(1e-10))
-    with np.errstate(over="ignore"): return np.exp(-(l1 / l2)**2 / np.float32(2 * beta**2)), e0**2 + e1**2
+@lru_cache(maxsize=512)
+def _transfer(sigma:float, orders:tuple, n:int, real:bool) -> np.ndarray: # complex64 frequency response
+    "Frequency response, on an axis of length `n`, of two Gaussian passes (σ/√2, truncate 8, derivative `orders`) as skimage's Hessian."
+    s = sigma / math.sqrt(2); R = 2 * int(8 * s + 0.5)
+    d = np.zeros(2 * R + 1); d[R] = 1
+    for o in orders: d = ndi.gaussian_filter1d(d, s, order=o, truncate=8, mode="constant")
+    g = np.zeros(n); g[:R + 1] = d[R:]; g[n - R:] = d[:R]   # the impulse response, centred at index 0
+    return (sft.rfft(g) if real else sft.fft(g)).astype(np.complex64)
+
+HESSIAN_ORDERS = (((1, 1), (0, 0)), ((1, 0), (0, 1)), ((0, 0), (1, 1)))  # Hrr, Hrc, Hcc: derivative orders per pass, rows then columns
+
+def hessians(g:np.ndarray, # grey image `(H, W)`
+             sigmas) -> list[list[np.ndarray]]: # per scale `[Hrr, Hrc, Hcc]`, float32 `(H, W)`
+    "Gaussian-derivative Hessians at several scales by FFT: one forward transform of the symmetrically padded image."
+    P, (h, w) = max(2 * int(8 * s / math.sqrt(2) + 0.5) for s in sigmas), g.shape
+    n0, n1 = sft.next_fast_len(h + 2 * P, real=True), sft.next_fast_len(w + 2 * P, real=True)
+    X = sft.rfft2(np.pad(np.asarray(g, np.float32), P, mode="symmetric"), s=(n0, n1))
+    return [[sft.irfft2(X * (_transfer(s, o0, n0, False)[:, None] * _transfer(s, o1, n1, True)), s=(n0, n1))[P:P + h, P:P + w]
+             for o0, o1 in HESSIAN_ORDERS] for s in sigmas]
+
+def frangi_terms(g:np.ndarray, sigmas, black_ridges:bool=True, beta:float=0.5) -> list[tuple[np.ndarray, np.ndarray]]:
+    "Per scale: blobness factor and squared structure `s²` of the Hessian (the terms of skimage's `frangi`)."
+    out = []
+    for H in hessians(g if black_ridges else -np.asarray(g), sigmas):
+        e0, e1 = hessian_matrix_eigvals(H)  # e0 >= e1
+        swap = np.abs(e0) > np.abs(e1)      # sorted by magnitude: l1 is the smaller
+        l1, l2 = np.where(swap, e1, e0), np.maximum(np.where(swap, e0, e1), np.float32(1e-10))
+        with np.errstate(over="ignore"): out.append((np.exp(-(l1 / l2)**2 / np.float32(2 * beta**2)), e0**2 + e1**2))
+    return out
 
 def frangi_vesselness(terms:list) -> np.ndarray: # float32 `(H, W)`
     "Max over scales of the Frangi response; γ from the first scale's structure, as skimage's `frangi`."
@@ -378,7 +400,7 @@ class FrangiBaseline:
     def predict_proba(self, image) -> np.ndarray:
         "Vesselness map of one image, scaled to [0, 1]."
         c, g = self.cfg, to_gray(image).astype(np.float32)
-        return frangi_prob(g, frangi_vesselness([frangi_scale(g, s, c.black_ridges, c.beta) for s in c.sigmas]), c)
+        return frangi_prob(g, frangi_vesselness(frangi_terms(g, c.sigmas, c.black_ridges, c.beta)), c)
 
     def predict_proba_batch(self, images:list) -> list[np.ndarray]:
         "Maps of several images, filtered on `workers` processes."
@@ -403,7 +425,8 @@ def _fit_hists(args) -> np.ndarray: # int64 `(G, 2, K)`
     "Threshold histograms of one training image for every scale set of the grid (each scale filtered once)."
     cfg, grid, thresholds, image, gt = args
     cfg, g = FrangiConfig(**cfg), to_gray(image).astype(np.float32)
-    terms = {s: frangi_scale(g, s, cfg.black_ridges, cfg.beta) for s in sorted({s for sig in grid for s in sig})}
+    scales = sorted({s for sig in grid for s in sig})
+    terms = dict(zip(scales, frangi_terms(g, scales, cfg.black_ridges, cfg.beta)))
     return np.stack([curve_hist(frangi_prob(g, frangi_vesselness([terms[s] for s in sig]), cfg), gt, thresholds) for sig in grid])
 
 
