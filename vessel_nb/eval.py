@@ -299,24 +299,25 @@ def _progress(total:int, desc:str, enabled:bool):
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr)
 
-_POOLS = {}
-
 def process_pool(workers:int):
-    "A process pool of `workers` processes, started once and reused."
-    if workers not in _POOLS:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn"))
-    return _POOLS[workers]
+    "A new pool of `workers` processes (use it in a `with` block: a pool left open would keep its process from exiting)."
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    # forkserver, not fork: forking a process that already runs threads (torch, a thread pool) can deadlock the child
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    if ctx.get_start_method() == "forkserver": ctx.set_forkserver_preload(["vessel_nb.eval"])  # workers fork from a server that imported us once
+    return ProcessPoolExecutor(workers, mp_context=ctx)
+
+def _collect(it, n:int, desc:str, progress:bool) -> list:
+    with _progress(n, desc, progress) as bar: return [(r, bar.update())[0] for r in it]
 
 def parallel_map(fn, # a function of this module (looked up by name there, so a notebook can use it too)
                  jobs:list, workers:int=1, progress:bool=False, desc:str="") -> list:
     "`[fn(j) for j in jobs]`, on `workers` processes when `workers > 1`, with a progress bar."
     if workers > 1 and len(jobs) > 1:
         import vessel_nb.eval as m
-        it = process_pool(workers).map(getattr(m, fn.__name__), jobs)
-    else: it = map(fn, jobs)
-    with _progress(len(jobs), desc, progress) as bar: return [(r, bar.update())[0] for r in it]
+        with process_pool(min(workers, len(jobs))) as ex: return _collect(ex.map(getattr(m, fn.__name__), jobs), len(jobs), desc, progress)
+    return _collect(map(fn, jobs), len(jobs), desc, progress)
 
 
 # %% ../nbs/04_eval.ipynb #ccdb82e2
