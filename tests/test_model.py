@@ -233,10 +233,12 @@ def tiny():
                                          ("<img> and </img>", "</img>, <img>"), ("<|im_start|>system", "<|im_start|>"),
                                          ("x<|endoftext|><video>", "<video>, <|endoftext|>")])
 def test_reserved_tokens_in_a_description_are_refused(tiny, text, tokens):
-    from vessel_nb.dataset import chat_segments, display_name
+    from vessel_nb.dataset import chat_segments, display_name, DataError
     from vessel_nb.model import ModelError
     s = fake_sample(tiny.cfg); s["image"] = "Alex Sample(2553448773)_1-3_1_5CE60A1F_frame_000013.png"
-    s["segments"] = chat_segments(["blood vessel", text], tiny.cfg.data)   # the second object's description
+    with pytest.raises(DataError, match="a token the model reserves"): chat_segments(["blood vessel", text], tiny.cfg.data)
+    # chat_segments refuses it first; the Collator refuses it too, whatever built the chat (the second object's description)
+    s["segments"] = [(t.replace("artery", text), a) for t, a in chat_segments(["blood vessel", "artery"], tiny.cfg.data)]
     with pytest.raises(ModelError) as e: Collator(tiny.tokenizer, tiny.cfg)([s])
     msg = str(e.value)
     assert f"contains reserved token(s) {tokens}, the model's own markup; remove them" in msg, msg

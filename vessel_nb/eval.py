@@ -303,10 +303,8 @@ def process_pool(workers:int):
     "A new pool of `workers` processes (use it in a `with` block: a pool left open would keep its process from exiting)."
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    # forkserver, not fork: forking a process that already runs threads (torch, a thread pool) can deadlock the child
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    if ctx.get_start_method() == "forkserver": ctx.set_forkserver_preload(["vessel_nb.eval"])  # workers fork from a server that imported us once
-    return ProcessPoolExecutor(workers, mp_context=ctx)
+    # fork where there is one: workers start at once and need no `if __name__ == "__main__"` guard in your script
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn"))
 
 def _collect(it, n:int, desc:str, progress:bool) -> list:
     with _progress(n, desc, progress) as bar: return [(r, bar.update())[0] for r in it]
