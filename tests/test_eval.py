@@ -1,11 +1,11 @@
-"Metric correctness (hand fixtures + scikit-learn), the threshold rule and the empty-mask policy of `vessel_nb.eval`."
+"Metric correctness (hand fixtures + scikit-learn), the threshold rule and the empty-mask policy of `vessel_nb.metrics`."
 import numpy as np
 import pytest
 import torch
 from sklearn import metrics as skm
 
-from vessel_nb.eval import (METRICS, SegMetrics, ThresholdCurve, LeakageError, binarize, choose_threshold, cldice,
-                            confusion_counts, segmentation_metrics, skeleton_counts, summarize)
+from vessel_nb.metrics import (METRICS, SegMetrics, ThresholdCurve, LeakageError, binarize, choose_threshold, cldice,
+                               confusion_counts, segmentation_metrics, skeleton_counts, summarize)
 
 
 def sk_reference(p, g, zd):
@@ -108,7 +108,7 @@ def _cimat():
 
 @pytest.mark.data
 def test_frangi_baseline_on_cimat_reproduces_reported_numbers():
-    "The fitted scales (3, 4, 5, 6) with the train-curve threshold give the Dice reported in 04_eval on the test half."
+    "The fitted scales (3, 4, 5, 6) with the train-curve threshold give the Dice reported in 09_eval on the test half."
     from vessel_nb.eval import FrangiBaseline, read_mask_pairs, run_split
     d = _cimat()
     train, test = read_mask_pairs(d/"Angios_40_training"), read_mask_pairs(d/"Angios_40_testing")
