@@ -14,6 +14,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2, numpy as np, torch
 from vessel_nb import dataset as D
+from vessel_nb import datatools as DT
+from vessel_nb import core
 
 cv2.setNumThreads(1); torch.set_num_threads(1)
 
@@ -27,8 +29,8 @@ def timed(fn, n):
 
 def frames(d, n_videos=4, frames=5, size=512):
     "A synthetic data folder of 512² frames, split so every frame is in `train`."
-    D.synth(d, videos=n_videos, frames=frames, size=size, seed=0)
-    D.split_data(d, val=0, test=0, seed=0)
+    DT.synth(d, videos=n_videos, frames=frames, size=size, seed=0)
+    DT.split_data(d, val=0, test=0, seed=0)
     return d
 
 
@@ -63,7 +65,7 @@ def check_time(d, entries, heavy=False, copies=False, decode=True):
         if not (big/name).exists(): (shutil.copyfile if copies else os.link)(D.image_path(d, e["image"]), big/name)
         polys = e["mask"] if heavy else [e["mask"][j % len(e["mask"])] for j in range(rng.choice(ks, p=ps))]
         ann.append({**e, "image": name, "mask": polys})
-    D.write_json(big/"annotations.json", ann)
+    core.write_json(big/"annotations.json", ann)
     t, c = time.perf_counter(), time.process_time(); r = D.check(big, decode=decode); dt, dc = time.perf_counter() - t, time.process_time() - c
     assert r.counts() == {}, r.counts()
     return dt, dc, sum(len(e["mask"]) for e in ann), sum(len(p) for e in ann for p in e["mask"])

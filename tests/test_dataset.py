@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 from vessel_nb import dataset as D
+from vessel_nb import datatools as DT
+from vessel_nb import core
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = D.DataConfig(tile_size=64, patch_size=8, sam_size=128, mask_size=32)
@@ -14,15 +16,15 @@ def test_settings_env_overrides_file(tmp_path, monkeypatch):
     ini = tmp_path/"settings.ini"
     ini.write_text("[paths]\ndata = d\nwork = runs\n[gpu]\nbatch_size = 1\n")
     monkeypatch.setenv("VESSEL_NB_SETTINGS", str(ini))
-    assert D.setting("paths.data") == str(tmp_path/"d")
-    assert D.setting("gpu.batch_size") == 1
+    assert core.setting("paths.data") == str(tmp_path/"d")
+    assert core.setting("gpu.batch_size") == 1
     monkeypatch.setenv("VESSEL_NB_GPU_BATCH_SIZE", "4")
-    assert D.setting("gpu.batch_size") == 4
-    assert D.setting("paths.missing", "x") == "x"
+    assert core.setting("gpu.batch_size") == 4
+    assert core.setting("paths.missing", "x") == "x"
 
 
 def test_project_settings_file_readable():
-    s = D.site_settings(ROOT/"settings.ini")
+    s = core.site_settings(ROOT/"settings.ini")
     for k in ["paths.data", "paths.work", "gpu.num_processes", "gpu.mixed_precision", "gpu.batch_size"]:
         assert k in s, k
 
@@ -63,7 +65,7 @@ def _toy(d, n_videos=3, frames=2, size=(40, 50)):
             name = f"Fake Name({v:010d})_1-{v}_1_{v:08X}_frame_{f:06d}.png"
             D.write_image(d/name, np.full(size, 100, np.uint8))
             ann.append({"image": name, "mask": [[5, 5, 30, 5, 30, 20, 5, 20], [20, 10, 45, 10, 45, 35, 20, 35]], "text": ["blood vessel"]})
-    D.write_json(d/"annotations.json", ann)
+    core.write_json(d/"annotations.json", ann)
     return d
 
 
@@ -88,7 +90,7 @@ def test_dataset_bad_entry_is_a_clear_error(tmp_path):
     _toy(tmp_path, 1, 1)
     ann = json.loads((tmp_path/"annotations.json").read_text())
     ann[0]["mask"] = [[], [1, 2, 3, 4, 5, 6]]; ann[0]["text"] = ["a", "b"]
-    D.write_json(tmp_path/"annotations.json", ann)
+    core.write_json(tmp_path/"annotations.json", ann)
     with pytest.raises(D.DataError, match="empty_mask: entry 0"):
         D.VesselDataset(tmp_path, "all", SMALL)
 
@@ -98,7 +100,7 @@ def test_fingerprints_change_with_data(tmp_path):
     f0 = D.data_fingerprint(tmp_path)
     assert len(f0) == 16
     ann = json.loads((tmp_path/"annotations.json").read_text()); ann[0]["text"] = ["vessel"]
-    D.write_json(tmp_path/"annotations.json", ann)
+    core.write_json(tmp_path/"annotations.json", ann)
     assert D.data_fingerprint(tmp_path) != f0
 
 
@@ -118,9 +120,9 @@ def test_module_imports_without_torch():
 
 def test_stale_split_is_a_clear_error(tmp_path):
     _toy(tmp_path)
-    D.split_data(tmp_path, val=0.3, test=0.3, seed=0)
+    DT.split_data(tmp_path, val=0.3, test=0.3, seed=0)
     ann = json.loads((tmp_path/"annotations.json").read_text())
     gone = D.load_split(tmp_path, "train")[0]
-    D.write_json(tmp_path/"annotations.json", [e for e in ann if e["image"] != gone])
+    core.write_json(tmp_path/"annotations.json", [e for e in ann if e["image"] != gone])
     with pytest.raises(D.DataError, match="re-run `split`"):
         D.VesselDataset(tmp_path, "train", SMALL)

@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from vessel_nb import dataset as D
+from vessel_nb import datatools as DT
+from vessel_nb import core
 
 FIX = Path(__file__).resolve().parent/"fixtures"/"data"
 KINDS = sorted(D.PROBLEMS)
@@ -24,7 +26,7 @@ def folder(d, entries, images=(0, 1)):
     "A data folder: 16×16 images `N.format(k)` for `k` in `images`, and `entries`."
     d.mkdir(parents=True, exist_ok=True)
     for k in images: D.write_image(d/N.format(k), np.full((16, 16), 90, np.uint8))
-    D.write_json(d/"annotations.json", entries)
+    core.write_json(d/"annotations.json", entries)
     return d
 
 
@@ -71,7 +73,7 @@ def test_check_finds_and_explains(kind, capsys, tmp_path):
     before = _digest(d)
     r = D.check(d)
     assert r.counts() == expected
-    code = D.main(["check", str(d)])
+    code = DT.main(["check", str(d)])
     out = capsys.readouterr().out
     sev = D.PROBLEMS[kind][0]
     assert code == (1 if sev == "error" else 0)
@@ -79,24 +81,24 @@ def test_check_finds_and_explains(kind, capsys, tmp_path):
     p = r.problems[0]
     if p.entry is not None: assert f"entry {p.entry}" in out     # where
     assert "video-" in out and "Fake Person" not in out          # pseudonymized file name
-    assert D.main(["check", str(d), "--strict"]) == 1            # warnings are errors with --strict
+    assert DT.main(["check", str(d), "--strict"]) == 1            # warnings are errors with --strict
     assert _digest(d) == before                                  # input never modified
 
 
 @pytest.mark.parametrize("name", ["unreadable_annotations", "not_a_list"])
-def test_unreadable_input_exits_2_without_traceback(name):
+def test_unreadable_input_exits_1_without_traceback(name):
     r = subprocess.run([sys.executable, "-m", "vessel_nb.dataset", "check", str(FIX/name)], capture_output=True, text=True)
-    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
-    assert "annotations.json" in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout   # bad input: 1, like every command (2 is a usage error)
+    assert "annotations.json" in r.stderr and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
 
 
 def test_real_names_only_on_request(capsys):
-    D.main(["check", str(FIX/"missing_image"), "--real-names"])
+    DT.main(["check", str(FIX/"missing_image"), "--real-names"])
     assert "Fake Person(0000000001)" in capsys.readouterr().out
 
 
 def test_json_report_lists_every_problem(capsys):
-    assert D.main(["check", str(FIX/"recorded_size"), "--json"]) == 1
+    assert DT.main(["check", str(FIX/"recorded_size"), "--json"]) == 1
     rep = json.loads(capsys.readouterr().out)
     assert rep["counts"] == {"recorded_size": 1} and rep["exit_code"] == 1
     assert rep["problems"][0]["entry"] == 1 and "fix-scale" in rep["problems"][0]["fix"]
@@ -104,12 +106,12 @@ def test_json_report_lists_every_problem(capsys):
 
 def test_fix_scale_writes_a_clean_copy(tmp_path, capsys):
     src = FIX/"recorded_size"; before = _digest(src)
-    assert D.main(["check", str(src), "--fix-scale", str(tmp_path/"fixed")]) == 1
+    assert DT.main(["check", str(src), "--fix-scale", str(tmp_path/"fixed")]) == 1
     assert _digest(src) == before
     assert D.check(tmp_path/"fixed").counts() == {}
     e = D.load_annotations(tmp_path/"fixed")[1]
     assert max(e["mask"][0][0::2]) <= 16 and max(e["mask"][0][1::2]) <= 16
-    assert D.main(["check", str(src), "--fix-scale", str(tmp_path/"fixed")]) == 2   # never overwrites
+    assert DT.main(["check", str(src), "--fix-scale", str(tmp_path/"fixed")]) == 1   # never overwrites (refused: exit 1)
 
 
 def test_data_problems_in_the_dataset_are_messages(tmp_path):
@@ -145,7 +147,7 @@ WEIRD = [None, 3, "x", [], {}, {"image": 5, "mask": [], "text": []}, {"image": "
 @pytest.mark.parametrize("k", range(len(WEIRD)))
 def test_no_input_ends_in_a_traceback(tmp_path, k, capsys):
     D.write_image(tmp_path/"a.png", np.zeros((8, 8), np.uint8))
-    D.write_json(tmp_path/"annotations.json", [WEIRD[k], {"image": "a.png", "mask": [[1, 1, 6, 1, 6, 6]], "text": ["v"]}])
-    assert D.main(["check", str(tmp_path)]) in (0, 1)
-    assert D.main(["stats", str(tmp_path)]) == 0
-    assert D.main(["preview", str(tmp_path), str(tmp_path/"p"), "-n", "2"]) == 0
+    core.write_json(tmp_path/"annotations.json", [WEIRD[k], {"image": "a.png", "mask": [[1, 1, 6, 1, 6, 6]], "text": ["v"]}])
+    assert DT.main(["check", str(tmp_path)]) in (0, 1)
+    assert DT.main(["stats", str(tmp_path)]) == 0
+    assert DT.main(["preview", str(tmp_path), str(tmp_path/"p"), "-n", "2"]) == 0

@@ -4,6 +4,8 @@ from pathlib import Path
 import cv2, numpy as np
 import pytest
 from vessel_nb import dataset as D
+from vessel_nb import datatools as DT
+from vessel_nb import core
 
 ROOT = Path(__file__).resolve().parent.parent
 CIMAT = ROOT.parent/"shared"/"data"/"cimat_angios_80"
@@ -25,7 +27,9 @@ def test_pipeline_on_synthetic_data(tmp_path):
     pngs = sorted((tmp_path/"prev").glob("*.png"))
     assert len(pngs) == 3 and all(p.name.startswith("video-") for p in pngs)
     assert cv2.imread(str(pngs[0])).shape == (64, 128, 3)
-    assert cli("synth", d).returncode == 2   # never overwrites a data folder
+    assert cli("synth", d).returncode == 1   # never overwrites a data folder (refused: exit 1)
+    r = cli("check", "--help")
+    assert r.returncode == 0 and "1 errors found, or the folder cannot be read; 2 usage error" in " ".join(r.stdout.split())
 
 
 def _names(n_patients=5, videos=3, frames=4):
@@ -37,8 +41,8 @@ def _names(n_patients=5, videos=3, frames=4):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_no_group_crosses_splits(tmp_path, by, seed):
     names = _names()
-    D.write_json(tmp_path/"annotations.json", [{"image": n, "mask": [[0, 0, 1, 0, 1, 1]], "text": ["v"]} for n in names])
-    sp = D.split_data(tmp_path, val=0.2, test=0.2, seed=seed, by=by)
+    core.write_json(tmp_path/"annotations.json", [{"image": n, "mask": [[0, 0, 1, 0, 1, 1]], "text": ["v"]} for n in names])
+    sp = DT.split_data(tmp_path, val=0.2, test=0.2, seed=seed, by=by)
     assert sorted(sp["train"] + sp["val"] + sp["test"]) == sorted(names)
     key = (lambda n: D.patient_id(n) or D.video_id(n)) if by == "patient" else D.video_id
     owner = {}
@@ -46,7 +50,7 @@ def test_no_group_crosses_splits(tmp_path, by, seed):
         for n in sp[s]: assert owner.setdefault(key(n), s) == s, f"{key(n)} in {owner[key(n)]} and {s}"
     assert all(sp[s] for s in D.SPLITS)
     assert json.loads((tmp_path/"splits.json").read_text()) == sp
-    assert D.split_data(tmp_path, val=0.2, test=0.2, seed=seed, by=by, overwrite=True) == sp   # deterministic
+    assert DT.split_data(tmp_path, val=0.2, test=0.2, seed=seed, by=by, overwrite=True) == sp   # deterministic
 
 
 def test_sample_data_is_clean_and_split_by_video():
@@ -98,7 +102,7 @@ def _coco(tmp_path, names):
 def test_failed_import_leaves_nothing_behind(tmp_path):
     src = _coco(tmp_path, ["a.png", "missing.png"])   # the second image does not exist
     r = cli("import", "coco", src, tmp_path/"out")
-    assert r.returncode == 2 and "missing.png" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "missing.png" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path/"out").exists() and not list(tmp_path.glob(".out*"))
 
 
@@ -106,14 +110,14 @@ def test_import_refuses_a_non_empty_folder_and_name_clashes(tmp_path):
     src = _coco(tmp_path, ["a.png"])
     (tmp_path/"out").mkdir(); (tmp_path/"out"/"keep.txt").write_text("mine")
     r = cli("import", "coco", src, tmp_path/"out")
-    assert r.returncode == 2 and "not empty" in r.stderr and (tmp_path/"out"/"keep.txt").read_text() == "mine"
+    assert r.returncode == 1 and "not empty" in r.stderr and (tmp_path/"out"/"keep.txt").read_text() == "mine"
     (tmp_path/"sub").mkdir(); cv2.imwrite(str(tmp_path/"sub"/"a.png"), np.zeros((10, 10), np.uint8))
     c = json.loads(src.read_text())
     c["images"].append({"id": 1, "file_name": "sub/a.png", "width": 10, "height": 10})
     c["annotations"].append({"image_id": 1, "category_id": 1, "segmentation": [[0, 0, 5, 0, 5, 5]]})
     src.write_text(json.dumps(c))
     with pytest.raises(D.DataError, match="would both be named 'a.png'"):
-        D.import_coco(src, tmp_path/"out2")
+        DT.import_coco(src, tmp_path/"out2")
     assert not (tmp_path/"out2").exists()
 
 
@@ -130,7 +134,7 @@ def test_committed_sample_is_reproducible(tmp_path):
 
 
 def test_browser_works_without_a_frontend():
-    b = D.browser(ROOT/"data"/"sample")
+    b = DT.browser(ROOT/"data"/"sample")
     (slider, toggle), image, info = b.children[0].children, b.children[1], b.children[2]
     assert slider.max == 47 and image.value[:4] == b"\x89PNG"
     before = image.value; slider.value = 10

@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from vessel_nb import dataset as D
+from vessel_nb import datatools as DT
+from vessel_nb import core
 from test_dataset_check import N, GOOD, big_png, entry, folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +19,7 @@ def cli(*args):
 # ---- 1. splits
 def _patients(d, patients=4, videos=3, frames=2):
     names = [f"Fake Person{p}({p:010d})_1-{v}_1_{p*16+v:08X}_frame_{f:06d}.png" for p in range(patients) for v in range(videos) for f in range(frames)]
-    D.write_json(d/"annotations.json", [{"image": n, "mask": [GOOD], "text": ["v"]} for n in names])
+    core.write_json(d/"annotations.json", [{"image": n, "mask": [GOOD], "text": ["v"]} for n in names])
     return names
 
 
@@ -26,7 +28,7 @@ def test_split_refuses_to_replace_splits_without_overwrite(tmp_path):
     assert cli("split", tmp_path).returncode == 0
     before = (tmp_path/"splits.json").read_bytes()
     r = cli("split", tmp_path, "--seed", 5)
-    assert r.returncode == 2 and "exists; pass --overwrite" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "exists; pass --overwrite" in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path/"splits.json").read_bytes() == before
     r = cli("split", tmp_path, "--seed", 5, "--overwrite"); assert r.returncode == 0, r.stderr
     new = json.loads((tmp_path/"splits.json").read_text())
@@ -46,7 +48,7 @@ def test_split_groups_by_patient_by_default(tmp_path):
 
 
 def test_split_groups_by_video_without_patient_ids(tmp_path):
-    D.write_json(tmp_path/"annotations.json", [{"image": f"clip{v}_frame_{f:06d}.png", "mask": [GOOD], "text": ["v"]} for v in range(6) for f in range(2)])
+    core.write_json(tmp_path/"annotations.json", [{"image": f"clip{v}_frame_{f:06d}.png", "mask": [GOOD], "text": ["v"]} for v in range(6) for f in range(2)])
     r = cli("split", tmp_path); assert r.returncode == 0 and "grouped by video" in r.stdout, r.stdout + r.stderr
     assert D.load_splits(tmp_path)["group_by"] == "video"
 
@@ -67,7 +69,7 @@ def test_one_polygon_past_the_border_is_not_rescaled(tmp_path):
     src = tmp_path/"in"; src.mkdir(); _image512(src)
     inside = [[10, 10, 60, 10, 60, 60, 10, 60], [100, 100, 200, 100, 200, 150], [300, 300, 400, 310, 350, 420]]
     past = [450, 200, 600, 210, 590, 260, 440, 250]   # drawn past the right border (reaches 600 on 512)
-    D.write_json(src/"annotations.json", [entry(0, inside + [past])])
+    core.write_json(src/"annotations.json", [entry(0, inside + [past])])
     r = D.check(src)
     assert r.counts() == {"out_of_bounds": 1} and r.canvas == {}
     assert "mask item 3 polygon 0 reaches (600, 260)" in r.problems[0].detail
@@ -80,7 +82,7 @@ def test_one_polygon_past_the_border_is_not_rescaled(tmp_path):
 def test_a_consistently_800_space_entry_is_rescaled_and_listed(tmp_path):
     src = tmp_path/"in"; src.mkdir(); _image512(src); _image512(src, 1)
     grid = [[x, y, x + 40, y, x + 40, y + 30, x, y + 30] for x in range(50, 800, 100) for y in range(50, 800, 100)]   # spans 800×800
-    D.write_json(src/"annotations.json", [entry(0, grid), entry(1, [[10, 10, 50, 10, 50, 50]])])
+    core.write_json(src/"annotations.json", [entry(0, grid), entry(1, [[10, 10, 50, 10, 50, 50]])])
     r = D.check(src)
     assert r.counts() == {"recorded_size": 1} and r.canvas == {0: (800, 800)}
     out = cli("check", src, "--fix-scale", tmp_path/"fixed")
@@ -124,7 +126,7 @@ def test_corrupt_pixel_data_is_caught_by_default(tmp_path):
     assert out.returncode == 0 and "not decoded: --no-decode" in out.stdout                # says what it skipped
     with pytest.raises(D.DataError, match=r"image video-[0-9a-f]{12}_frame_000001 in .*not a readable image") as e: D.load_image(d/N.format(1))
     assert "Fake Person" not in str(e.value)
-    D.write_json(d/"annotations.json", [entry(0), entry(1)]); D.split_data(d, 0, 0)
+    core.write_json(d/"annotations.json", [entry(0), entry(1)]); DT.split_data(d, 0, 0)
     ds = D.VesselDataset(d, "train", SMALL)                                                 # built from headers
     with pytest.raises(D.DataError, match=r"image video-.*not a readable image"): [ds[i] for i in range(len(ds))]
 
@@ -132,7 +134,7 @@ def test_corrupt_pixel_data_is_caught_by_default(tmp_path):
 def test_many_images_decode_once_per_file(tmp_path):
     d = folder(tmp_path/"d", [entry(0)], images=(0,))
     for k in range(1, 40): (d/N.format(k)).hardlink_to(d/N.format(0))
-    D.write_json(d/"annotations.json", [entry(k) for k in range(40)])
+    core.write_json(d/"annotations.json", [entry(k) for k in range(40)])
     calls = []
     orig = D._decodes
     try:
@@ -177,7 +179,7 @@ def test_paths_leaving_the_data_folder_are_refused(tmp_path):
     d = tmp_path/"data"; folder(tmp_path/"store", [], images=(1, 2, 3)); folder(d, [], images=(0,))
     (d/"link.png").symlink_to(tmp_path/"store"/N.format(3))
     ents = [entry(0), entry(1, name=str(tmp_path/"store"/N.format(1))), entry(2, name="../store/" + N.format(2)), entry(3, name="link.png")]
-    D.write_json(d/"annotations.json", ents)
+    core.write_json(d/"annotations.json", ents)
     r = D.check(d)
     assert r.counts() == {"outside_path": 3} and {p.entry for p in r.problems if p.kind == "outside_path"} == {1, 2, 3}
     out = cli("check", d); assert out.returncode == 1 and "--allow-outside" in out.stdout and "store" not in out.stdout
@@ -200,7 +202,7 @@ def test_pseudonyms_are_long_salted_and_never_collide(tmp_path):
     try: salt = D.dataset_salt(d)
     finally: d.chmod(0o755)
     assert sorted(p.name for p in d.iterdir()) == before and len(salt) == 16      # read only: nothing written
-    D.split_data(d, 0, 0)
+    DT.split_data(d, 0, 0)
     assert D.dataset_salt(d) == salt == D.load_splits(d)["salt"]                   # the same before and after split
     r = D.check(folder(tmp_path/"e", [entry(0), entry(1, [[0, 0, 1, 0]])]))
     assert f"({D.display_name(N.format(1), salt=r.salt)})" in D.format_report(r)
@@ -209,6 +211,6 @@ def test_pseudonyms_are_long_salted_and_never_collide(tmp_path):
 def test_split_refuses_to_leave_train_empty(tmp_path):
     _patients(tmp_path, patients=1)
     r = cli("split", tmp_path)
-    assert r.returncode == 2 and "1 patient group(s) leave nothing to train on" in r.stderr and "--by video" in r.stderr
+    assert r.returncode == 1 and "1 patient group(s) leave nothing to train on" in r.stderr and "--by video" in r.stderr
     assert not (tmp_path/"splits.json").exists()
     r = cli("split", tmp_path, "--by", "video", "--val", 0.3, "--test", 0.3); assert r.returncode == 0, r.stderr
