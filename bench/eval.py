@@ -1,4 +1,4 @@
-"""Benchmark of `vessel_nb.eval`: metrics on 1,000 masks of 512² on CPU (target <= 2 s), clDice separately,
+"""Benchmark of `vessel_nb.metrics` and `vessel_nb.eval`: metrics on 1,000 masks of 512² on CPU (target <= 2 s), clDice separately,
 the threshold curve, inference frames/s (Frangi baseline; the tiny neural preset when `vessel_nb.model` exists),
 and the Frangi baseline end to end (`--frangi`: a table of frames/s per number of worker processes, and a whole
 `eval --model frangi` run on a synthetic data folder of 200 training + 300 test frames; target >= 5 frames/s on 2 cores).
@@ -9,7 +9,8 @@ import argparse, os, shutil, tempfile, time
 from pathlib import Path
 import numpy as np
 
-from vessel_nb.eval import SegMetrics, ThresholdCurve, FrangiBaseline, binarize, confusion_counts, skeleton_counts
+from vessel_nb.metrics import SegMetrics, ThresholdCurve, binarize, confusion_counts, skeleton_counts
+from vessel_nb.eval import FrangiBaseline
 
 
 def vessel_like_masks(n:int, size:int, seed:int=0) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +61,8 @@ def main():
 def frangi_table(size:int, videos:int):
     "Frames/s of the Frangi baseline per number of processes, then one whole `eval --model frangi` run."
     from skimage.filters import frangi
-    from vessel_nb.dataset import synth, split_data, load_split, load_image, image_path
+    from vessel_nb.dataset import load_split, load_image, image_path
+    from vessel_nb.datatools import synth, split_data
     from vessel_nb.eval import EvalConfig, evaluate, to_gray
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
     try:

@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vessel_nb.dataset import synth, split_data, load_split
-from vessel_nb.eval import METRICS
+from vessel_nb.dataset import load_split
+from vessel_nb.datatools import synth, split_data
+from vessel_nb.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +87,7 @@ def test_cli_bad_inputs(data, tmp_path, capsys):
     assert rc == 1 and "not 'frangi' and not a folder" in err
     (tmp_path/"empty_model").mkdir()
     rc, _, err = run_main(capsys, "--model", tmp_path/"empty_model", "--data", data, "--out", tmp_path/"o")
-    assert rc == 1 and "config.json" in err and err.count("error: ") == 1 and "Traceback" not in err
+    assert rc == 1 and "not a checkpoint" in err and "an exported model folder" in err and err.count("error: ") == 1 and "Traceback" not in err
     rc, _, err = run_main(capsys, "--checkpoints", tmp_path, "--split", "test", "--data", data, "--out", tmp_path/"o")
     assert rc == 2 and "'val' only" in err
     rc, _, err = run_main(capsys, "--checkpoints", tmp_path, "--data", data, "--out", tmp_path/"o")

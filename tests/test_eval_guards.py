@@ -4,8 +4,9 @@ import json, shutil
 
 import pytest
 
-from vessel_nb.dataset import (synth, split_data, load_split, load_annotations, write_json, training_set, display_name,
-                               dataset_salt, image_path, OUTPUT_MARKER)
+from vessel_nb.core import write_json, OUTPUT_MARKER
+from vessel_nb.dataset import load_split, load_annotations, training_set, display_name, dataset_salt, image_path
+from vessel_nb.datatools import synth, split_data
 from vessel_nb.eval import main, leakage_record, LeakageError
 
 

@@ -1,4 +1,4 @@
-"""`vessel_nb.eval` with the real tiny neural model: a training checkpoint (written by `vessel_nb.train.save_checkpoint`),
+"""`vessel_nb.eval` with the real tiny neural model: a training checkpoint (written by `vessel_nb.checkpoint.save_checkpoint`),
 the checkpoint sweep, an exported folder (`vessel_nb.model.save_pretrained`), and the leakage refusal from `meta.json`."""
 import csv, json
 from dataclasses import asdict
@@ -7,13 +7,15 @@ import pytest
 
 vm = pytest.importorskip("vessel_nb.model", reason="vessel_nb.model is not available yet")
 import shutil
-from vessel_nb.dataset import synth, split_data, data_fingerprint, split_fingerprints, training_set, load_split, TRAINING_SET_FILE
+from vessel_nb.dataset import data_fingerprint, split_fingerprints, training_set, load_split, TRAINING_SET_FILE
+from vessel_nb.datatools import synth, split_data
 from vessel_nb.eval import main
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from vessel_nb.train import TrainConfig, save_checkpoint
+    from vessel_nb.train import TrainConfig
+    from vessel_nb.checkpoint import save_checkpoint
     d = tmp_path_factory.mktemp("evalmodel")
     synth(d/"data", videos=3, frames=2, size=64, seed=1); split_data(d/"data", val=0.34, test=0.34)
     model = vm.build_model("tiny", device="cpu")
@@ -21,9 +23,9 @@ def setup(tmp_path_factory):
                 data_fingerprint=data_fingerprint(d/"data"), split_fingerprints=split_fingerprints(d/"data"))
     record = training_set(d/"data", load_split(d/"data", "train"))
     for it in (1, 2):
-        save_checkpoint(d/"work", it, model.trainable_state_dict(), dict(meta, iter=it), {}, {}, [], {}, files={TRAINING_SET_FILE: record})
+        save_checkpoint(d/"work", it, model.trainable_state_dict(), dict(meta, iter=it), {}, [], {}, training_set=record)
     leaky = training_set(d/"data", load_split(d/"data", "train") + load_split(d/"data", "val")[:1])  # trained on a val image
-    save_checkpoint(d/"leaky", 1, model.trainable_state_dict(), dict(meta, iter=1), {}, {}, [], {}, files={TRAINING_SET_FILE: leaky})
+    save_checkpoint(d/"leaky", 1, model.trainable_state_dict(), dict(meta, iter=1), {}, [], {}, training_set=leaky)
     vm.save_pretrained(model, d/"export")
     return d
 
@@ -108,7 +110,7 @@ def test_damaged_checkpoint_is_named(setup, capsys, tmp_path, damage, message):
 
 @pytest.mark.parametrize("damage,message", [
     (lambda c: (c/"trainable.safetensors").write_bytes((c/"trainable.safetensors").read_bytes()[:100]), "trainable.safetensors: cannot be read"),
-    (lambda c: (c/"meta.json").write_text("{broken"), "meta.json: cannot read"),
+    (lambda c: (c/"meta.json").write_text("{broken"), "meta.json: unreadable"),
     (lambda c: (c/"meta.json").write_text("[]"), "meta.json: not a JSON object"),
 ])
 def test_damaged_old_checkpoint_without_checksums(setup, capsys, tmp_path, damage, message):

@@ -1,4 +1,4 @@
-"""Honest metrics on held-out videos: verified metrics, thresholds from probabilities, a baseline to beat.
+"""Honest metrics on held-out images: leakage refused, thresholds tuned on another split, a baseline to beat, every result written as files.
 
 Docs: https://vessel-nb.github.io/vessel_nb/eval.html.md"""
 
@@ -12,287 +12,30 @@ from functools import partial, lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
-from fastcore.basics import patch
 from fastcore.imports import in_notebook
-from skimage.feature import hessian_matrix, hessian_matrix_eigvals
-from skimage.morphology import skeletonize
+from skimage.feature import hessian_matrix_eigvals
 from scipy import ndimage as ndi, fft as sft
 
+from .core import (UserError, DataError, EXIT_USAGE, setting, staged, write_bytes, write_text, write_json, digest,
+                            verify_checksums, config_flags, run_cli)
+from .metrics import (METRICS, EMPTY_POLICIES, LeakageError, ThresholdChoice, ThresholdCurve, SegMetrics, as_probs,
+                               binarize, choose_threshold, cldice, curve_hist, segmentation_metrics, threshold_grid)
+
 # %% auto #0
-__all__ = ['EMPTY_POLICIES', 'METRICS', 'FIT_IMAGES', 'HESSIAN_ORDERS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT',
-           'as_masks', 'mask_pair', 'confusion_counts', 'check_empty', 'safe_ratio', 'metrics_from_counts',
-           'segmentation_metrics', 'skeleton_counts', 'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics',
-           'as_probs', 'binarize', 'threshold_grid', 'threshold_bins', 'curve_hist', 'ThresholdCurve', 'nanmean',
-           'LeakageError', 'EvalError', 'ThresholdChoice', 'choose_threshold', 'process_pool', 'parallel_map',
-           'to_gray', 'FrangiConfig', 'hessians', 'frangi_terms', 'frangi_vesselness', 'frangi_prob', 'FrangiBaseline',
-           'fit_sample', 'fit_frangi', 'EvalSample', 'EvalSplit', 'split_problems', 'valid_split', 'read_mask_pairs',
-           'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'fig_png', 'save_figure', 'ProbaModel',
-           'verify_model_folder', 'read_training_set', 'is_checkpoint', 'load_checkpoint_model', 'frangi_model',
+__all__ = ['FIT_IMAGES', 'HESSIAN_ORDERS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'EvalError', 'process_pool',
+           'parallel_map', 'to_gray', 'FrangiConfig', 'hessians', 'frangi_terms', 'frangi_vesselness', 'frangi_prob',
+           'FrangiBaseline', 'fit_sample', 'fit_frangi', 'EvalSample', 'EvalSplit', 'split_problems', 'valid_split',
+           'read_mask_pairs', 'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'fig_png',
+           'save_figure', 'ProbaModel', 'find_checkpoint', 'provenance', 'checkpoint_model', 'frangi_model',
            'load_eval_model', 'images_fingerprint', 'leakage_record', 'EvalConfig', 'check_config', 'tuning_split',
            'pick_threshold', 'write_csv', 'jsonable', 'public_provenance', 'curve_rows', 'pred_keeper', 'case_figures',
-           'resolve_paths', 'run_inputs', 'prob_saver', 'result_record', 'write_outputs', 'evaluate', 'checkpoint_dirs',
-           'best_row', 'evaluate_checkpoints', 'checkpoint_plot', 'main', 'playground_view', 'playground']
+           'resolve_paths', 'run_inputs', 'prob_saver', 'result_record', 'write_outputs', 'evaluate',
+           'sweep_checkpoints', 'best_row', 'evaluate_checkpoints', 'checkpoint_plot', 'main', 'playground_view',
+           'playground']
 
-# %% ../nbs/09_eval.ipynb #5c477467
-def as_masks(x, # masks: numpy or torch, `(H, W)` or `(B, H, W)`, bool or {0, 1}
-             name:str="mask" # what the error message calls it
-            ) -> np.ndarray: # bool `(B, H, W)`
-    "Boolean batch of masks; probabilities and 0/255 images are refused (threshold them first)."
-    if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim == 2: x = x[None]
-    if x.ndim != 3: raise ValueError(f"{name}: expected shape (H, W) or (B, H, W), got {x.shape}")
-    if x.dtype == bool: return x
-    if x.size and not ((x == 0) | (x == 1)).all():
-        raise ValueError(f"{name}: values outside {{0, 1}} (dtype {x.dtype}); binarize first, e.g. `prob >= threshold` or `mask > 127`")
-    return x.astype(bool)
-
-def mask_pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
-    "`(pred, gt)` as boolean batches of the same shape."
-    pred, gt = as_masks(pred, "pred"), as_masks(gt, "gt")
-    if pred.shape != gt.shape: raise ValueError(f"pred shape {pred.shape} != gt shape {gt.shape}; resize the prediction to the ground truth's size")
-    return pred, gt
-
-# %% ../nbs/09_eval.ipynb #dfd2fc26
-def confusion_counts(pred, # predicted masks `(B, H, W)` (or `(H, W)`)
-                     gt # ground-truth masks, same shape
-                    ) -> np.ndarray: # int64 `(B, 4)`: tp, fp, fn, tn per image
-    "Per-image confusion counts of two boolean mask batches."
-    pred, gt = mask_pair(pred, gt)
-    n, out = pred[0].size if len(pred) else 0, np.empty((len(pred), 4), np.int64)
-    for i, (p, g) in enumerate(zip(pred, gt)):  # one contiguous image at a time: fastest on CPU
-        tp, npos, gpos = np.count_nonzero(p & g), np.count_nonzero(p), np.count_nonzero(g)
-        out[i] = tp, npos - tp, gpos - tp, n - npos - gpos + tp
-    return out
-
-# %% ../nbs/09_eval.ipynb #50e74401
-EMPTY_POLICIES = {"nan": float("nan"), "one": 1.0, "zero": 0.0}
-METRICS = ("dice", "iou", "precision", "recall", "specificity", "accuracy")
-
-def check_empty(empty:str) -> str:
-    "Validate an empty-mask policy name."
-    if empty not in EMPTY_POLICIES: raise ValueError(f"empty={empty!r}: use one of {list(EMPTY_POLICIES)}")
-    return empty
-
-def safe_ratio(num, den, empty:str="nan") -> np.ndarray:
-    "`num / den` elementwise, with 0/0 resolved by the empty-mask policy."
-    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
-    out = np.full(np.broadcast(num, den).shape, EMPTY_POLICIES[check_empty(empty)])
-    return np.divide(num, den, out=out, where=den > 0)
-
-# %% ../nbs/09_eval.ipynb #2e6760b6
-def metrics_from_counts(counts, # `(..., 4)` tp, fp, fn, tn
-                        empty:str="nan" # policy for 0/0
-                       ) -> dict[str, np.ndarray]: # one float64 array `(...)` per metric
-    "Dice, IoU, precision, recall, specificity and pixel accuracy from confusion counts."
-    tp, fp, fn, tn = np.moveaxis(np.asarray(counts, np.int64), -1, 0)
-    return dict(dice=safe_ratio(2*tp, 2*tp + fp + fn, empty), iou=safe_ratio(tp, tp + fp + fn, empty),
-                precision=safe_ratio(tp, tp + fp, empty), recall=safe_ratio(tp, tp + fn, empty),
-                specificity=safe_ratio(tn, tn + fp, empty), accuracy=safe_ratio(tp + tn, tp + fp + fn + tn, empty))
-
-def segmentation_metrics(pred, gt, empty:str="nan") -> dict[str, np.ndarray]:
-    "Per-image metrics `(B,)` of two boolean mask batches `(B, H, W)`."
-    return metrics_from_counts(confusion_counts(pred, gt), empty)
-
-# %% ../nbs/09_eval.ipynb #57179c17
-def skeleton_counts(pred, gt) -> np.ndarray: # int64 `(B, 4)`: |S(P)∩G|, |S(P)|, |S(G)∩P|, |S(G)|
-    "Per-image skeleton/mask overlap counts for clDice."
-    pred, gt = mask_pair(pred, gt)
-    out = np.empty((len(pred), 4), np.int64)
-    for i, (p, g) in enumerate(zip(pred, gt)):
-        sp, sg = skeletonize(p), skeletonize(g)
-        out[i] = np.count_nonzero(sp & g), np.count_nonzero(sp), np.count_nonzero(sg & p), np.count_nonzero(sg)
-    return out
-
-def cldice_from_counts(sc, # `(..., 4)` from `skeleton_counts` (or their sum)
-                       empty:str="nan") -> np.ndarray:
-    "clDice from skeleton counts; both masks empty follows the empty-mask policy."
-    a, sp, b, sg = np.moveaxis(np.asarray(sc, np.int64), -1, 0)
-    tprec, tsens = safe_ratio(a, sp, "zero"), safe_ratio(b, sg, "zero")
-    return np.where((sp == 0) & (sg == 0), EMPTY_POLICIES[check_empty(empty)], safe_ratio(2*tprec*tsens, tprec + tsens, "zero"))
-
-def cldice(pred, gt, empty:str="nan") -> np.ndarray:
-    "Per-image clDice `(B,)` of two boolean mask batches."
-    return cldice_from_counts(skeleton_counts(pred, gt), empty)
-
-# %% ../nbs/09_eval.ipynb #23610282
-def summarize(counts:np.ndarray, # `(I, 4)` confusion counts
-              skel:np.ndarray|None=None, # `(I, 4)` skeleton counts (clDice) or None
-              empty:str="nan") -> dict:
-    "Mean, std (ddof=1), defined-count and pooled value of every metric over a set of images."
-    per = metrics_from_counts(counts, empty)
-    pooled = metrics_from_counts(counts.sum(0), empty)
-    if skel is not None: per["cldice"], pooled["cldice"] = cldice_from_counts(skel, empty), cldice_from_counts(skel.sum(0), empty)
-    out = {}
-    for k, v in per.items():
-        ok = v[~np.isnan(v)]
-        out[k] = float(ok.mean()) if len(ok) else float("nan")
-        out.update({f"{k}_std": float(ok.std(ddof=1)) if len(ok) > 1 else float("nan"),
-                    f"{k}_n": int(len(ok)), f"{k}_pooled": float(pooled[k])})
-    return out
-
-# %% ../nbs/09_eval.ipynb #924fa6ca
-class SegMetrics:
-    "Accumulates per-image counts; reports per image, per video and in aggregate (mean ± std, pooled)."
-    def __init__(self, empty:str="nan", # empty-mask policy: "nan", "one" or "zero"
-                 cldice:bool=True): # also compute clDice (skeletons: ~4 ms per 512² mask pair)
-        self.empty, self.cldice = check_empty(empty), cldice
-        self.reset()
-
-    def reset(self):
-        "Forget everything accumulated."
-        self._counts, self._skel, self.names, self.videos = [], [], [], []
-        return self
-
-    def __len__(self): return len(self.names)
-
-    @property
-    def counts(self) -> np.ndarray: return np.concatenate(self._counts) if self._counts else np.zeros((0, 4), np.int64)
-
-    @property
-    def skel(self) -> np.ndarray|None:
-        return (np.concatenate(self._skel) if self._skel else np.zeros((0, 4), np.int64)) if self.cldice else None
-
-# %% ../nbs/09_eval.ipynb #b67b3358
-@patch
-def update(self:SegMetrics, pred, gt, # boolean batches `(B, H, W)`
-           names:list[str]|None=None, # one label per image (default: "image-<index>")
-           videos:list[str]|None=None): # one group per image (default: each image is its own group)
-    "Add one batch of predictions and ground truths."
-    pred, gt = mask_pair(pred, gt)
-    names = list(names) if names is not None else [f"image-{len(self) + i}" for i in range(len(pred))]
-    videos = list(videos) if videos is not None else list(names)
-    if not len(names) == len(videos) == len(pred):
-        raise ValueError(f"update: {len(pred)} masks but {len(names)} names and {len(videos)} videos")
-    self._counts.append(confusion_counts(pred, gt))
-    if self.cldice: self._skel.append(skeleton_counts(pred, gt))
-    self.names += names; self.videos += videos
-    return self
-
-# %% ../nbs/09_eval.ipynb #9aa87553
-@patch
-def per_image(self:SegMetrics) -> list[dict]:
-    "One row per image: name, video, the four counts and every metric."
-    m = metrics_from_counts(self.counts, self.empty)
-    if self.cldice: m["cldice"] = cldice_from_counts(self.skel, self.empty)
-    return [dict(name=n, video=v, **dict(zip(("tp", "fp", "fn", "tn"), map(int, c))), **{k: float(a[i]) for k, a in m.items()})
-            for i, (n, v, c) in enumerate(zip(self.names, self.videos, self.counts))]
-
-@patch
-def aggregate(self:SegMetrics) -> dict:
-    "Mean ± std over images, defined-counts and pooled values of every metric."
-    if not len(self): raise ValueError("SegMetrics.aggregate: no images were added (empty split?)")
-    return dict(summarize(self.counts, self.skel, self.empty), n_images=len(self), n_videos=len(set(self.videos)), empty_policy=self.empty)
-
-@patch
-def per_video(self:SegMetrics) -> list[dict]:
-    "One row per video: its image count, and mean/pooled metrics over its frames."
-    vids, c, s = np.array(self.videos), self.counts, self.skel
-    return [dict(video=v, n_images=int((vids == v).sum()), **summarize(c[vids == v], None if s is None else s[vids == v], self.empty))
-            for v in dict.fromkeys(self.videos)]
-
-# %% ../nbs/09_eval.ipynb #be298e19
-def as_probs(x, name:str="prob") -> np.ndarray: # float32 `(B, H, W)` in [0, 1]
-    "Probability maps as a float32 batch; NaN or values outside [0, 1] are refused."
-    if isinstance(x, torch.Tensor): x = x.detach().float().cpu().numpy()
-    x = np.asarray(x, np.float32)
-    if x.ndim == 2: x = x[None]
-    if x.ndim != 3: raise ValueError(f"{name}: expected shape (H, W) or (B, H, W), got {x.shape}")
-    if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
-        raise ValueError(f"{name}: probabilities must be finite and in [0, 1] (got min {np.nanmin(x):.3g}, max {np.nanmax(x):.3g}); apply a sigmoid to logits")
-    return x
-
-def binarize(prob, threshold:float) -> np.ndarray: # bool `(B, H, W)`
-    "The prediction at a threshold: `prob >= threshold`, compared in float32."
-    return as_probs(prob) >= np.float32(threshold)
-
-def threshold_grid(n:int=100) -> np.ndarray: # float32 `(n + 1,)`: 0, 1/n, ..., 1
-    "The thresholds a curve is evaluated at."
-    return np.linspace(0, 1, n + 1).astype(np.float32)
-
-def threshold_bins(prob:np.ndarray, thresholds:np.ndarray) -> np.ndarray: # int64, same shape as `prob`
-    "Index of the highest threshold `<= prob`: `prob >= thresholds[k]` exactly when `k <= index`."
-    return np.searchsorted(thresholds, prob.astype(np.float32), side="right") - 1
-
-# %% ../nbs/09_eval.ipynb #e7cbb760
-def curve_hist(prob:np.ndarray, gt:np.ndarray, thresholds:np.ndarray) -> np.ndarray: # int64 `(2, K)`
-    "Vessel and background pixel counts per threshold bin of one probability map `(H, W)`."
-    idx, K = threshold_bins(prob, thresholds), len(thresholds)
-    return np.stack([np.bincount(idx[gt], minlength=K), np.bincount(idx[~gt], minlength=K)])
-
-class ThresholdCurve:
-    "Per-image histograms of vessel/background probabilities → exact metrics at every threshold of a grid."
-    def __init__(self, split:str|None, # the split the probabilities come from (recorded, checked by `choose_threshold`)
-                 n:int=100, # grid resolution: thresholds 0, 1/n, ..., 1
-                 empty:str="nan"):
-        self.split, self.thresholds, self.empty = split, threshold_grid(n), check_empty(empty)
-        self._pos, self._neg = [], []
-
-    def __len__(self): return len(self._pos)
-
-    def update(self, prob, gt):
-        "Add probability maps `(B, H, W)` and their ground truths."
-        prob, gt = as_probs(prob), as_masks(gt, "gt")
-        if prob.shape != gt.shape: raise ValueError(f"prob shape {prob.shape} != gt shape {gt.shape}")
-        for p, g in zip(prob, gt): self.add_hist(curve_hist(p, g, self.thresholds))
-        return self
-
-    def add_hist(self, h:np.ndarray): # `(2, K)` from `curve_hist`
-        "Add one image's vessel/background histograms."
-        self._pos.append(h[0]); self._neg.append(h[1])
-        return self
-
-# %% ../nbs/09_eval.ipynb #b4f3699e
-def nanmean(a:np.ndarray, axis:int=0) -> np.ndarray:
-    "Mean ignoring NaN; NaN (without a warning) where every value is NaN."
-    return safe_ratio(np.nansum(a, axis), (~np.isnan(a)).sum(axis), "nan")
-
-@patch
-def counts(self:ThresholdCurve) -> np.ndarray: # int64 `(I, K, 4)`: tp, fp, fn, tn per image and threshold
-    "Confusion counts of every image at every threshold."
-    if not len(self): raise ValueError(f"ThresholdCurve({self.split!r}): no images were added")
-    pos, neg = np.stack(self._pos), np.stack(self._neg)  # (I, K)
-    tp, fp = pos[:, ::-1].cumsum(1)[:, ::-1], neg[:, ::-1].cumsum(1)[:, ::-1]  # pixels with prob >= threshold
-    return np.stack([tp, fp, pos.sum(1, keepdims=True) - tp, neg.sum(1, keepdims=True) - fp], -1)
-
-@patch
-def table(self:ThresholdCurve) -> dict[str, np.ndarray]:
-    "Per-threshold mean-over-images Dice, IoU, precision, recall, and pooled Dice."
-    c = self.counts()
-    m = metrics_from_counts(c, self.empty)  # each (I, K)
-    mean = {k: nanmean(m[k], 0) for k in ("dice", "iou", "precision", "recall")}
-    return dict(threshold=self.thresholds.astype(np.float64), **mean, dice_pooled=metrics_from_counts(c.sum(0), self.empty)["dice"])
-
-# %% ../nbs/09_eval.ipynb #be15b71f
-class LeakageError(ValueError):
-    "Evaluating on data that was used to fit the model or its threshold."
-
-class EvalError(ValueError):
-    "An invalid evaluation setting (a flag's value)."
-
-@dataclass
-class ThresholdChoice:
-    "A threshold and where it came from."
-    threshold:float
-    source:str                  # e.g. "val curve", "fixed (--threshold)"
-    split:str|None = None       # split the curve came from
-    criterion:str|None = None   # curve column maximized
-    score:float|None = None     # its value at the chosen threshold (on `split`, not on the reported split)
-
-def choose_threshold(curve:ThresholdCurve, # computed on a split other than the reported one
-                     report_split:str|None, # the split the metrics will be reported on
-                     criterion:str="dice" # column of `curve.table()` to maximize (ties: lowest threshold)
-                    ) -> ThresholdChoice:
-    "The threshold maximizing `criterion` on `curve`; never tuned on the reported split or on test."
-    if curve.split == "test": raise LeakageError("refusing to tune a threshold on the 'test' split: test is only ever reported; tune on 'val'")
-    if report_split is not None and curve.split == report_split:
-        raise LeakageError(f"refusing to tune the threshold on {report_split!r}, the split being reported; tune on another split or pass --threshold")
-    col = curve.table()[criterion]
-    if np.isnan(col).all(): raise ValueError(f"{criterion} is undefined at every threshold on {curve.split!r} (no vessel pixels?)")
-    k = int(np.nanargmax(col))
-    t = float(f"{curve.thresholds[k]:.6g}")  # the float32 grid value, written short (binarize compares in float32)
-    return ThresholdChoice(t, f"{curve.split} curve", curve.split, criterion, float(col[k]))
+# %% ../nbs/09_eval.ipynb #a0d6b2e4
+class EvalError(UserError, ValueError):
+    "An evaluation that cannot run as asked (a flag's value, an image, a model's output); the message says what to change."
 
 # %% ../nbs/09_eval.ipynb #374a29bd
 def _progress(total:int, desc:str, enabled:bool):
@@ -323,7 +66,7 @@ def to_gray(image) -> np.ndarray: # float64 `(H, W)` in [0, 1]
     "Grey image in [0, 1] from a uint8 `(H, W)`/`(H, W, 3)` array, a PIL image or a float image in [0, 1]."
     x = np.asarray(image)
     if x.ndim == 3: x = x[..., :3].mean(-1) if x.shape[-1] in (3, 4) else None
-    if x is None or x.ndim != 2: raise ValueError(f"image: expected (H, W) or (H, W, 3), got {np.asarray(image).shape}")
+    if x is None or x.ndim != 2: raise EvalError(f"image: expected (H, W) or (H, W, 3), got {np.asarray(image).shape}")
     return x / 255.0 if x.dtype == np.uint8 or x.max() > 1 else x.astype(np.float64)
 
 @dataclass
@@ -393,7 +136,7 @@ class FrangiBaseline:
     "Frangi vesselness as a model: `predict_proba(image) -> float32 (H, W)` in [0, 1]."
     def __init__(self, cfg:FrangiConfig=FrangiConfig(), fit:dict|None=None,
                  workers:int|None=None): # processes for `predict_proba_batch` (default: every core)
-        if workers is not None and (not isinstance(workers, int) or workers < 1): raise ValueError(f"workers={workers!r}: must be an integer >= 1")
+        if workers is not None and (not isinstance(workers, int) or workers < 1): raise EvalError(f"workers={workers!r}: must be an integer >= 1")
         self.cfg, self.fit, self.workers = cfg, dict(fit or {}), workers or os.cpu_count() or 1
 
     def predict_proba(self, image) -> np.ndarray:
@@ -417,7 +160,7 @@ SIGMA_GRID = ((2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 6), (4, 5, 6, 7))
 
 def fit_sample(n:int, k:int=FIT_IMAGES) -> list[int]:
     "Indices of at most `k` of `n` images, evenly spaced (all of them when `n <= k`)."
-    if not isinstance(k, int) or k < 1: raise ValueError(f"fit sample size {k!r}: must be an integer >= 1")
+    if not isinstance(k, int) or k < 1: raise EvalError(f"fit sample size {k!r}: must be an integer >= 1")
     return list(range(n)) if n <= k else sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
 
 def _fit_hists(args) -> np.ndarray: # int64 `(G, 2, K)`
@@ -438,7 +181,7 @@ def fit_frangi(images:list, # training images (uint8, `(H, W)` or `(H, W, 3)`)
                workers:int|None=None, # processes (default: every core)
                progress:bool=False) -> FrangiBaseline:
     "Choose the Frangi scales with the best mean Dice (each at its best threshold) on training images."
-    if not len(images): raise ValueError(f"fit_frangi: no images in split {split!r}")
+    if not len(images): raise EvalError(f"fit_frangi: no images in split {split!r}")
     w, curves = workers or os.cpu_count() or 1, [ThresholdCurve(split, n) for _ in grid]
     jobs = [(asdict(cfg), grid, threshold_grid(n), im, gt) for im, gt in zip(images, masks)]
     for h in parallel_map(_fit_hists, jobs, w, progress, f"fit Frangi scales on {len(images)} {split} images"):
@@ -450,9 +193,8 @@ def fit_frangi(images:list, # training images (uint8, `(H, W)` or `(H, W, 3)`)
 
 
 # %% ../nbs/09_eval.ipynb #2ea3999b
-from .dataset import (DataError, staged, load_annotations, load_split, image_path, load_image, rasterize, entry_objects,
-                               display_name, pseudonym, video_id, data_fingerprint, split_fingerprints, write_json, check,
-                               dataset_salt, TRAINING_SET_FILE, training_set, set_overlap, verify_checksums)
+from .dataset import (load_annotations, load_split, image_path, load_image, rasterize, entry_objects, display_name, pseudonym,
+                               video_id, data_fingerprint, split_fingerprints, check, dataset_salt, TRAINING_SET_FILE, training_set, set_overlap)
 
 @dataclass
 class EvalSample:
@@ -541,7 +283,7 @@ def run_split(model, samples, # a model with `predict_proba` and a sequence of `
             batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
             for s, pr in zip(batch, predict_probs(model, [s.image for s in batch], batch_size)):
                 pr = as_probs(pr, f"prob of {s.name}")
-                if pr.shape[1:] != s.gt.shape: raise ValueError(f"{s.name}: the model returned a {pr.shape[1:]} map for a {s.gt.shape} image; return it at the original size")
+                if pr.shape[1:] != s.gt.shape: raise EvalError(f"{s.name}: the model returned a {pr.shape[1:]} map for a {s.gt.shape} image; return it at the original size")
                 if curve is not None: curve.update(pr, s.gt)
                 if metrics is not None: metrics.update(binarize(pr, threshold), s.gt, [s.name], [s.video])
                 if on_prob is not None: on_prob(s, pr[0])
@@ -582,10 +324,7 @@ def fig_png(fig) -> bytes:
 
 def save_figure(fig, path:str|Path):
     "Write a figure as PNG atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    tmp.write_bytes(fig_png(fig)); os.replace(tmp, path)
-    return path
+    write_bytes(path, fig_png(fig)); return Path(path)
 
 # %% ../nbs/09_eval.ipynb #3323d381
 DEFAULT_PROMPT = "Please segment the blood vessel."
@@ -606,45 +345,36 @@ class ProbaModel:
         if not hasattr(self.predictor, "predict_batch"): return [self.predict_proba(im) for im in images]
         return [self._prob(p, im) for p, im in zip(self.predictor.predict_batch(images, [self.prompt] * len(images)), images)]
 
+# %% ../nbs/09_eval.ipynb #c7e3a9b1
+from .checkpoint import Checkpoint, CheckpointError, resolve, verify, rebuild, checkpoints, ckpt_iter
+from .checkpoint import training_set as training_record
+
+def find_checkpoint(spec:str) -> Checkpoint:
+    "The checkpoint `--model` names (`resolve`); a damaged folder is named by its `checksums.json`."
+    if not Path(spec).exists(): raise DataError(f"--model {spec}: not 'frangi' and not a folder or file; give 'frangi' or a checkpoint (see `vessel_nb.checkpoint.resolve`)")
+    try: return resolve(spec)
+    except CheckpointError:
+        p = Path(spec)
+        if p.is_dir() and (p/"meta.json").is_file(): verify(Checkpoint("training", p, {}))  # names damaged files, or warns it cannot
+        raise
+
 # %% ../nbs/09_eval.ipynb #81272fbb
-def _json(path:Path) -> dict:
-    try: d = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise DataError(f"{path}: cannot read ({e}); the model folder is damaged: copy it again") from None
-    if not isinstance(d, dict): raise DataError(f"{path}: not a JSON object; the model folder is damaged: copy it again")
-    return d
+def provenance(ck:Checkpoint) -> dict:
+    "What `metrics.json` records about a checkpoint: its kind, path, iteration or export record, data fingerprints."
+    if ck.kind == "training":
+        tc = ck.meta.get("config") or {}
+        return dict(kind="checkpoint", path=str(ck.path.resolve()), iter=ck.iter, preset=tc.get("preset"),
+                    data_fingerprint=ck.meta.get("data_fingerprint"), split_fingerprints=ck.meta.get("split_fingerprints"))
+    src = ck.meta.get("source") or {}   # the training checkpoint's data provenance, carried by `convert export`
+    return {**ck.meta, "kind": ck.kind, "path": str(Path(ck.path).resolve()), **{k: src[k] for k in ("data_fingerprint", "split_fingerprints") if src.get(k)}}
 
-def verify_model_folder(folder:str|Path):
-    "Check a model folder's files against its `checksums.json`; a warning line when it has none (an older version)."
-    if not verify_checksums(folder): print(f"warning: {folder} has no checksums.json (written by an older version); its files are not verified", file=sys.stderr)
-
-def read_training_set(folder:str|Path) -> dict|None:
-    "The model folder's record of its training images (`training_set.json`), or None when it has none."
-    p = Path(folder)/TRAINING_SET_FILE
-    return _json(p) if p.is_file() else None
-
-def is_checkpoint(path:str|Path) -> bool:
-    "A training checkpoint folder `WORK/iter_N` (trainable weights + meta.json)?"
-    return (Path(path)/"trainable.safetensors").is_file() and (Path(path)/"meta.json").is_file()
-
-def _weights(path:Path) -> dict:
-    from safetensors.torch import load_file
-    try: return load_file(path)
-    except Exception as e: raise DataError(f"{path}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); the file is damaged: copy the folder again") from None
-
-def load_checkpoint_model(ckpt:str|Path, device=None):
-    "Rebuild the model of a training checkpoint from its config and load its trainable weights strictly."
-    import vessel_nb.model as vm
-    ckpt = Path(ckpt); meta = _json(ckpt/"meta.json"); tc = meta.get("config") or {}
-    if "preset" not in tc: raise DataError(f"{ckpt/'meta.json'}: no config.preset; not a vessel_nb training checkpoint")
-    mc = vm.get_config(tc["preset"], **(tc.get("model") or {}))   # this machine's weight paths, the run's overrides
-    model = vm.build_model(mc, random_weights=tc.get("random_weights", False), device=device)
-    try: model.check_identity(meta.get("identity") or {}, str(ckpt))
-    except ValueError as e: raise DataError(f"{e}; set the same base weights in settings.ini") from None
-    model.load_trainable(_weights(ckpt/"trainable.safetensors"), str(ckpt/"trainable.safetensors"))
-    prov = dict(kind="checkpoint", path=str(ckpt.resolve()), iter=meta.get("iter"), preset=tc["preset"],
-                data_fingerprint=meta.get("data_fingerprint"), split_fingerprints=meta.get("split_fingerprints"))
-    return model.eval(), prov
-
+def checkpoint_model(spec:str, device=None):
+    "`(model in eval mode, provenance with training_set)` of the checkpoint `spec` names."
+    ck = find_checkpoint(spec)
+    try: model = rebuild(ck, device)
+    except (ValueError, OSError) as e:   # the model module's own one-line errors, an unreadable file
+        raise DataError(f"{ck.path}: cannot load the model ({type(e).__name__}: {' '.join(str(e).split())[:200]}); copy the folder again or re-export it") from None
+    return model, dict(provenance(ck), training_set=training_record(ck))
 
 # %% ../nbs/09_eval.ipynb #6e264f91
 def frangi_model(data:str|Path, fit_images:int=FIT_IMAGES, workers:int|None=None, progress:bool=False,
@@ -658,34 +388,22 @@ def frangi_model(data:str|Path, fit_images:int=FIT_IMAGES, workers:int|None=None
     names = [train.images[i] for i in idx]
     return m, dict(m.provenance(), data_fingerprint=data_fingerprint(data), training_set=training_set(data, names), excluded=ex)
 
-def load_eval_model(spec:str, # "frangi", an exported model folder or a checkpoint folder WORK/iter_N
+def load_eval_model(spec:str, # "frangi", or a checkpoint: work folder, WORK/iter_N, pointer file, exported model folder
                     data:str|Path|None=None, # data folder (the baseline is fitted on its training split)
                     prompt:str=DEFAULT_PROMPT, device=None, progress:bool=False,
                     answer:str|None=None, # neural models: a fixed answer with [SEG] instead of decoding one
                     **frangi_kw): # `frangi_model` options
     "`(model, provenance)` for the CLI's `--model`; provenance `training_set` is the model's record (None: unknown)."
     if spec == "frangi": return frangi_model(data, progress=progress, **frangi_kw)
-    path = Path(spec)
-    if not path.is_dir(): raise DataError(f"--model {spec}: not 'frangi' and not a folder; give an exported model folder or a checkpoint WORK/iter_N")
-    import vessel_nb.model as vm
-    verify_model_folder(path); record = read_training_set(path)
-    if is_checkpoint(path): model, prov = load_checkpoint_model(path, device)
-    else:
-        try: model = vm.load(path, device=device)
-        except (DataError, FileNotFoundError): raise
-        except ValueError as e: raise DataError(str(e)) from None   # the model module's own one-line errors
-        except Exception as e: raise DataError(f"{path}: cannot load the exported model ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); copy the folder again or re-export it") from None
-        exp = _json(path/"export.json") if (path/"export.json").is_file() else {}
-        src = exp.get("source") or {}   # the training checkpoint's data provenance, carried by `convert export`
-        prov = {**exp, "kind": "exported", "path": str(path.resolve()), **{k: src[k] for k in ("data_fingerprint", "split_fingerprints") if src.get(k)}}
-    return ProbaModel(vm.VesselPredictor(model, threshold=0.5, answer=answer), prompt), dict(prov, training_set=record)
+    from vessel_nb.model import VesselPredictor
+    model, prov = checkpoint_model(spec, device)
+    return ProbaModel(VesselPredictor(model, threshold=0.5, answer=answer), prompt), prov
 
 
 # %% ../nbs/09_eval.ipynb #53565248
 def images_fingerprint(names:list[str]) -> str:
     "sha256 of sorted image names (as `vessel_nb.dataset.split_fingerprints`)."
-    import hashlib
-    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+    return digest("\n".join(sorted(names)))
 
 def _leak(status:str, why:str, n_eval:int, record:dict|None, by_name:list=(), by_content:list=(), n:int|None=0, flag:str|None=None) -> dict:
     "The leakage fields of metrics.json."
@@ -789,10 +507,9 @@ def _batch(model, cfg:EvalConfig) -> int: return max(cfg.batch_size, 2 * model.w
 # %% ../nbs/09_eval.ipynb #4f847d6b
 def write_csv(path:str|Path, rows:list[dict]):
     "Write rows as CSV atomically (columns from the first row)."
-    path = Path(path); tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else []); w.writeheader(); w.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else []); w.writeheader(); w.writerows(rows)
+    write_text(path, buf.getvalue())
 
 def jsonable(x):
     "NaN → None (strict JSON), numpy scalars → Python, recursively."
@@ -836,7 +553,6 @@ def case_figures(samples, metrics:SegMetrics, preds:list, threshold:float, folde
 # %% ../nbs/09_eval.ipynb #ace11cc6
 def resolve_paths(cfg:EvalConfig) -> tuple[Path, Path]:
     "The data folder and output folder of a run (site settings fill what the flags leave out)."
-    from vessel_nb.dataset import setting
     data = Path(cfg.data or setting("paths.data") or "")
     if not (data/"annotations.json").is_file(): raise DataError(f"--data {data}: no annotations.json there; pass a data folder (see `python -m vessel_nb.dataset import`)")
     if not (data/"splits.json").is_file(): raise DataError(f"--data {data}: no splits.json; run `python -m vessel_nb.dataset split {data}`")
@@ -852,8 +568,9 @@ def run_inputs(cfg:EvalConfig, data:Path) -> list[Path]:
 # %% ../nbs/09_eval.ipynb #e1afa44c
 def prob_saver(folder:Path):
     "`on_prob` callback writing `folder/<name>.npz` (float16 `prob`)."
-    folder.mkdir(parents=True, exist_ok=True)
-    return lambda s, p: np.savez_compressed(folder/f"{s.name}.npz", prob=p.astype(np.float16))
+    def save(s, p):
+        buf = io.BytesIO(); np.savez_compressed(buf, prob=p.astype(np.float16)); write_bytes(folder/f"{s.name}.npz", buf.getvalue())
+    return save
 
 def result_record(cfg:EvalConfig, root:Path, split:EvalSplit, met:SegMetrics, choice:ThresholdChoice, model, prov:dict, leak:dict,
                   excluded:list[dict]=()) -> dict: # `valid_split`'s exclusions of every split used
@@ -897,11 +614,11 @@ def evaluate(cfg:EvalConfig) -> dict:
 
 
 # %% ../nbs/09_eval.ipynb #d81136ed
-def checkpoint_dirs(work:str|Path) -> list[Path]:
-    "Complete checkpoint folders `iter_N` of a training work folder, by iteration."
+def sweep_checkpoints(work:str|Path) -> list[Path]:
+    "The complete checkpoints of a work folder (`checkpoints`), oldest first; `DataError` when there is none."
     work = Path(work)
     if not work.is_dir(): raise DataError(f"--checkpoints {work}: not a folder")
-    cks = sorted((d for d in work.glob("iter_*") if d.name[5:].isdigit() and is_checkpoint(d)), key=lambda d: int(d.name[5:]))
+    cks = checkpoints(work)
     if not cks: raise DataError(f"--checkpoints {work}: no complete iter_N/ folders (trainable.safetensors + meta.json)")
     return cks
 
@@ -913,7 +630,7 @@ def best_row(rows:list[dict], key:str="dice") -> dict:
 def evaluate_checkpoints(cfg:EvalConfig, loader=None) -> list[dict]:
     "Metrics of every `iter_N` of `cfg.checkpoints` on val; writes checkpoints.csv/json and a plot, best marked."
     cfg = check_config(replace(cfg, split=cfg.split or "val")); root, out = resolve_paths(cfg)
-    cks, (split, excluded), fp = checkpoint_dirs(cfg.checkpoints), valid_split(root, "val", cfg.real_names, cfg.exclude_invalid), data_fingerprint(root)
+    cks, (split, excluded), fp = sweep_checkpoints(cfg.checkpoints), valid_split(root, "val", cfg.real_names, cfg.exclude_invalid), data_fingerprint(root)
     if not len(split): raise DataError(f"{root}: the validation split is empty; re-split with --val > 0")
     thr = ThresholdChoice(float(cfg.threshold), "fixed (--threshold)") if cfg.threshold is not None else ThresholdChoice(0.5, "default 0.5 (fixed for checkpoint selection)")
     rows = []
@@ -923,7 +640,7 @@ def evaluate_checkpoints(cfg:EvalConfig, loader=None) -> list[dict]:
             leak = leakage_record(prov.get("training_set"), root, "val", split.images, cfg.allow_overlap or cfg.allow_train_split, cfg.allow_unknown_training_set, cfg.real_names)
             met, _ = run_split(model, split, thr.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size, progress=cfg.progress, desc=ck.name)
             a = met.aggregate()
-            rows.append(dict(iter=int(ck.name[5:]), checkpoint=ck.name, **{k: a[k] for k in METRICS + (("cldice",) if cfg.cldice else ())},
+            rows.append(dict(iter=ckpt_iter(ck), checkpoint=ck.name, **{k: a[k] for k in METRICS + (("cldice",) if cfg.cldice else ())},
                              leakage=leak["leakage"], overlap_n=leak["overlap"]["n"], best=False))
         best_row(rows)["best"] = True
         write_csv(tmp/"checkpoints.csv", rows)
@@ -946,38 +663,34 @@ def checkpoint_plot(rows:list[dict]):
 
 # %% ../nbs/09_eval.ipynb #b9720bb5
 def _parser() -> argparse.ArgumentParser:
-    from fastcore.docments import docments
-    from dataclasses import fields
+    "One flag per `EvalConfig` field, its comment the help text."
     ap = argparse.ArgumentParser(prog="python -m vessel_nb.eval", description="Evaluate a vessel segmenter (or the Frangi baseline) on held-out images.")
-    try: import vessel_nb.eval as mod; docs = docments(mod.EvalConfig)  # field comments = help texts (read from the
-    except (TypeError, OSError, ImportError): docs = {}                   # installed module: under `python -m` this is __main__)
-    for f in fields(EvalConfig):
-        flag, h = "--" + f.name.replace("_", "-"), docs.get(f.name) or ""
-        if f.type == "bool" and f.default: ap.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", help=f"turn off: {h}")
-        elif f.type == "bool": ap.add_argument(flag, action="store_true", help=h)
-        else: ap.add_argument(flag, type={"int": int, "int|None": int, "float|None": float}.get(str(f.type).replace(" ", ""), str), default=f.default, help=h,
-                              choices={"split": ["train", "val", "test", "all"], "empty": list(EMPTY_POLICIES)}.get(f.name))
-    return ap
+    return config_flags(ap, EvalConfig, choices=dict(split=["train", "val", "test", "all"], empty=list(EMPTY_POLICIES)))
 
-def main(argv:list[str]|None=None) -> int:
-    "The CLI: evaluate one model (or every checkpoint) and print a summary."
-    cfg = EvalConfig(**vars(_parser().parse_args(argv)))
-    try: check_config(cfg)
-    except EvalError as e: print(f"error: {e}", file=sys.stderr); return 2
+def _summary(cfg:EvalConfig, r:dict) -> str:
+    "The lines `main` prints after one evaluation."
+    lines = [f"{r['split']}: {r['n_images']} images, {r['n_videos']} videos, threshold {r['threshold']:.2f} ({r['threshold_source']})" +
+             (f" -- LEAKAGE ACKNOWLEDGED ({r['leakage']}): {r['leakage_reason']}" if r["leakage_acknowledged"] else "")]
+    if r["excluded_n"]: lines.append(f"  excluded {r['excluded_n']} invalid entries: " + "; ".join(f"{e['image']} ({e['reason']})" for e in r["excluded"]))
+    lines.append("  " + "  ".join(f"{k} {r[k]:.4f}±{r[k + '_std']:.4f}" for k in ("dice", "iou", "accuracy", "cldice") if k in r and r[k] == r[k]))
+    return "\n".join(lines + [f"  -> {resolve_paths(replace(cfg, split=r['split']))[1]}"])
+
+# %% ../nbs/09_eval.ipynb #c1e7f3a5
+def _run(cfg:EvalConfig):
+    "Evaluate one model (or every checkpoint of a work folder) and print a summary."
     try:
         if cfg.checkpoints:
             rows = evaluate_checkpoints(cfg); b = best_row(rows)
-            print(f"best checkpoint on val: {b['checkpoint']} (dice {b['dice']:.4f}); {len(rows)} checkpoints -> {resolve_paths(replace(cfg, split='val'))[1]}")
-            return 0
-        r = evaluate(cfg)
-    except (DataError, LeakageError, EvalError, FileExistsError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr); return 1
-    print(f"{r['split']}: {r['n_images']} images, {r['n_videos']} videos, threshold {r['threshold']:.2f} ({r['threshold_source']})" +
-          (f" -- LEAKAGE ACKNOWLEDGED ({r['leakage']}): {r['leakage_reason']}" if r["leakage_acknowledged"] else ""))
-    if r["excluded_n"]: print(f"  excluded {r['excluded_n']} invalid entries: " + "; ".join(f"{e['image']} ({e['reason']})" for e in r["excluded"]))
-    print("  " + "  ".join(f"{k} {r[k]:.4f}±{r[k + '_std']:.4f}" for k in ("dice", "iou", "accuracy", "cldice") if k in r and r[k] == r[k]))
-    print(f"  -> {resolve_paths(replace(cfg, split=r['split']))[1]}")
-    return 0
+            return print(f"best checkpoint on val: {b['checkpoint']} (dice {b['dice']:.4f}); {len(rows)} checkpoints -> {resolve_paths(replace(cfg, split='val'))[1]}")
+        print(_summary(cfg, evaluate(cfg)))
+    except (FileNotFoundError, FileExistsError) as e: raise DataError(str(e)) from None   # a file that vanished or appeared meanwhile
+
+def main(argv:list[str]|None=None) -> int:
+    "The CLI: an invalid flag value exits 2, a problem with the inputs 1 (one `error:` line each)."
+    cfg = EvalConfig(**vars(_parser().parse_args(argv)))
+    try: check_config(cfg)
+    except EvalError as e: print(f"error: {e}", file=sys.stderr); return EXIT_USAGE
+    return run_cli(_run, cfg)
 
 # %% ../nbs/09_eval.ipynb #61b95f80
 if __name__ == "__main__" and not in_notebook(): sys.exit(main())  # a function: nbdev-test's shell starts after fastcore is imported
