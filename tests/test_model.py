@@ -1,5 +1,5 @@
 "End-to-end tests of `vessel_nb.model` on CPU with the tiny preset."
-import json, subprocess, sys, time
+import json, re, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from vessel_nb.model import (SA2VA_TRAIN, TINY_TRAIN, Collator, VesselPredictor, build_model, fake_sample, get_config,
-                             internvl_config, load, overfit, param_group, save_pretrained, tiny_tokenizer, random_vlm,
-                             load_sam2_checkpoint, build_sam, roundtrip_dice)
+from vessel_nb.core import KeyMismatch, UserError
+from vessel_nb.model import (SA2VA_TRAIN, TINY_TRAIN, Collator, VesselPredictor, build_model, get_config,
+                             internvl_config, load, param_group, save_pretrained, tiny_tokenizer, random_vlm,
+                             load_sam2_checkpoint, build_sam)
+from vessel_nb.testing import fake_sample, overfit, roundtrip_dice
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)   # 2 shared cores: one thread is much faster under contention
@@ -110,9 +112,9 @@ def test_load_trainable_refusals():
     sd = model.trainable_state_dict()
     model.load_trainable(sd)
     k = next(iter(sd))
-    with pytest.raises(ValueError, match=r"missing keys \(1\)"): model.load_trainable({n: v for n, v in sd.items() if n != k})
-    with pytest.raises(ValueError, match="unexpected keys"): model.load_trainable({**sd, "sam.extra": torch.zeros(1)})
-    with pytest.raises(ValueError, match="shape mismatches"): model.load_trainable({**sd, "seg_head.2.weight": torch.zeros(256, 65)})
+    with pytest.raises(KeyMismatch, match="1 missing: " + re.escape(k)): model.load_trainable({n: v for n, v in sd.items() if n != k})
+    with pytest.raises(KeyMismatch, match="1 unexpected: sam.extra"): model.load_trainable({**sd, "sam.extra": torch.zeros(1)})
+    with pytest.raises(KeyMismatch, match="1 with other shapes: seg_head.2.weight"): model.load_trainable({**sd, "seg_head.2.weight": torch.zeros(256, 65)})
     with pytest.raises(ValueError, match="hidden_size: 6144 vs model 64"): model.check_identity({**model.identity(), "hidden_size": 6144})
 
 
@@ -157,10 +159,19 @@ def test_sam2_checkpoint_strict(tmp_path):
     cfg = get_config("tiny"); sam = build_sam(cfg)
     sd = sam.state_dict(); sd["sam_mask_decoder.conv_s0.weight"] = torch.zeros(1)
     torch.save({"model": sd}, tmp_path / "s.pt")
-    with pytest.raises(ValueError, match="shape mismatches \\(1\\): sam_mask_decoder.conv_s0.weight"):
+    with pytest.raises(KeyMismatch, match="1 with other shapes: sam_mask_decoder.conv_s0.weight"):
         load_sam2_checkpoint(sam, tmp_path / "s.pt")
     with pytest.raises(FileNotFoundError, match="paths.sam2_hiera_large"):
         load_sam2_checkpoint(sam, tmp_path / "none.pt")
+
+
+def test_model_errors_are_user_errors(tmp_path):
+    "Every refusal of the model is a UserError (one `error:` line from a command) and keeps its builtin base."
+    from vessel_nb.model import ModelError, ModelFileMissing, ModelExists
+    for cls, base in ((ModelError, ValueError), (ModelFileMissing, FileNotFoundError), (ModelExists, FileExistsError), (KeyMismatch, ValueError)):
+        assert issubclass(cls, UserError) and issubclass(cls, base), cls
+    with pytest.raises(ModelFileMissing): load_sam2_checkpoint(build_sam(get_config("tiny")), tmp_path / "none.pt")
+    with pytest.raises(ModelError, match="unknown preset"): get_config("internvl3-26b")
 
 
 def test_save_load_roundtrip_and_refusals(tmp_path):
@@ -168,7 +179,7 @@ def test_save_load_roundtrip_and_refusals(tmp_path):
     img = np.random.default_rng(2).integers(0, 255, (40, 52), dtype=np.uint8)
     ref = VesselPredictor(model, max_new_tokens=6).predict(img)
     save_pretrained(model, tmp_path / "m")
-    with pytest.raises(FileExistsError): save_pretrained(model, tmp_path / "m")
+    with pytest.raises(FileExistsError, match="never overwritten"): save_pretrained(model, tmp_path / "m")
     conf = json.loads((tmp_path / "m" / "config.json").read_text())
     assert conf["identity"]["hidden_size"] == 64 and conf["model_config"]["train"] == []
     back = load(tmp_path / "m", device="cpu")
@@ -184,7 +195,7 @@ def test_save_load_roundtrip_and_refusals(tmp_path):
     # tampering is refused by name
     f = tmp_path / "m" / "model.safetensors"; w = load_file(f); w["sam.extra"] = torch.zeros(1); save_file(w, f)
     with pytest.raises(ValueError, match="model.safetensors changed or truncated"): load(tmp_path / "m", device="cpu")
-    with pytest.raises(ValueError, match="unexpected keys \\(1\\): sam.extra"): load(tmp_path / "m", device="cpu", verify=False)
+    with pytest.raises(KeyMismatch, match="1 unexpected: sam.extra"): load(tmp_path / "m", device="cpu", verify=False)
     conf["identity"]["tokenizer_sha"] = "0" * 16; (tmp_path / "m" / "config.json").write_text(json.dumps(conf))
     with pytest.raises(ValueError, match="tokenizer_sha"): load(tmp_path / "m", device="cpu", verify=False)
 
