@@ -3,7 +3,8 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from vessel_nb import convert as C
+from vessel_nb import convert as C, official as O
+from vessel_nb.core import sha256_file
 from vessel_nb.model import build_model, get_config, load, SA2VA_TRAIN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,16 +29,16 @@ def trained_tiny(seed=0, **kw):
     return m
 
 def meta(m, it=500):
-    return {'epoch': 0, 'iter': it, 'cfg': C.official_cfg_text(m), 'seed': 42, 'time': '20251122_090812'}
+    return {'epoch': 0, 'iter': it, 'cfg': O.official_cfg_text(m), 'seed': 42, 'time': '20251122_090812'}
 
 # ---------------------------------------------------------------- official checkpoints -> ours
 
 @pytest.fixture(scope='module')
 def official(tmp_path_factory):
     d = tmp_path_factory.mktemp('off'); m = trained_tiny()
-    logical = C.official_from_model(m)
-    C.write_official(logical, d/'iter_500.pth', meta(m))
-    C.write_official(logical, d/'ds'/'iter_500.pth', meta(m), deepspeed=2, world=2)
+    logical = O.official_from_model(m)
+    O.write_official(logical, d/'iter_500.pth', meta(m))
+    O.write_official(logical, d/'ds'/'iter_500.pth', meta(m), deepspeed=2, world=2)
     return m, logical, d
 
 def test_official_fixture_has_the_real_key_names(official):
@@ -67,8 +68,8 @@ def test_full_rows_when_the_base_rows_were_trained(official, tmp_path):
     "Official full copies whose base rows moved cannot be [SEG]-rows only: the import switches to full copies."
     m, logical, d = official
     lg = dict(logical); lg['lm.embed_tokens'] = lg['lm.embed_tokens'].clone(); lg['lm.embed_tokens'][3] += 1
-    C.write_official(lg, tmp_path/'iter_500.pth', meta(m))
-    r = C.import_sa2va(tmp_path/'iter_500.pth', tmp_path/'w', 'tiny', device='cpu')
+    O.write_official(lg, tmp_path/'iter_500.pth', meta(m))
+    r = O.import_sa2va(tmp_path/'iter_500.pth', tmp_path/'w', 'tiny', device='cpu')
     assert r['seg_rows'] == 'full'
     sd = load_file(tmp_path/'w'/'iter_500'/'trainable.safetensors')
     emb = [v for k, v in sd.items() if k.endswith('embed_tokens.modules_to_save.default.weight')]
@@ -78,7 +79,7 @@ def test_refuses_a_wider_head(tmp_path):
     "The fork's failure: a 26B (6144-wide) head into an 8B model. Here: a 96-wide tiny run onto the 64-wide base."
     text = {**get_config('tiny').text, 'hidden_size': 96}
     wide = trained_tiny(hidden_size=96, text=text)
-    C.write_official(C.official_from_model(wide), tmp_path/'iter_1.pth', meta(wide, 1))
+    O.write_official(O.official_from_model(wide), tmp_path/'iter_1.pth', meta(wide, 1))
     r = cli('import-sa2va', tmp_path/'iter_1.pth', tmp_path/'w', '--base', 'tiny')
     assert r.returncode == 1 and not (tmp_path/'w').exists()
     assert 'made for hidden size 96' in r.stderr and 'base tiny has hidden size 64' in r.stderr
@@ -92,13 +93,13 @@ def test_refuses_unmapped_and_misshaped_keys(official, tmp_path):
     r = cli('import-sa2va', tmp_path/'a.pth', tmp_path/'w', '--base', 'tiny')
     assert r.returncode == 1 and 'no place in our model' in r.stderr and 'vision_model.encoder.layers.0.attn.qkv.lora_A' in r.stderr
     lg = dict(logical); lg['projector.linear_1.weight'] = torch.zeros(64, 100)
-    C.write_official(lg, tmp_path/'b.pth', meta(m))
-    with pytest.raises(ValueError, match=r'multi_modal_projector.linear_1.weight: \(64, 100\) vs model \(64, 128\)'):
-        C.import_sa2va(tmp_path/'b.pth', tmp_path/'w', 'tiny', device='cpu')
+    O.write_official(lg, tmp_path/'b.pth', meta(m))
+    with pytest.raises(ValueError, match=r'multi_modal_projector.linear_1.weight \[64, 100\] vs model \[64, 128\]'):
+        O.import_sa2va(tmp_path/'b.pth', tmp_path/'w', 'tiny', device='cpu')
     lg = dict(logical); lg['mask_decoder.iou_prediction_head.layers.0.bias'] = lg['mask_decoder.iou_prediction_head.layers.0.bias'] + 1
-    C.write_official(lg, tmp_path/'c.pth', meta(m))
-    with pytest.raises(C.KeyMismatch, match='differ from its .frozen. values: grounding_encoder.sam2_model.sam_mask_decoder.iou_prediction_head.layers.0.bias'):
-        C.import_sa2va(tmp_path/'c.pth', tmp_path/'w', 'tiny', device='cpu')
+    O.write_official(lg, tmp_path/'c.pth', meta(m))
+    with pytest.raises(O.KeyMismatch, match='differ from its .frozen. values: grounding_encoder.sam2_model.sam_mask_decoder.iou_prediction_head.layers.0.bias'):
+        O.import_sa2va(tmp_path/'c.pth', tmp_path/'w', 'tiny', device='cpu')
     assert not (tmp_path/'w').exists() and not (tmp_path/'w.tmp').exists() and not list(tmp_path.glob('.w.*'))  # no staging folder left
 
 def test_import_refuses_to_overwrite(official, tmp_path):
@@ -123,7 +124,7 @@ def test_inspect_our_checkpoint(run):
     sd = load_file(run/'iter_4'/'trainable.safetensors')
     assert d['tensors'] == len(sd) and d['params'] == sum(v.numel() for v in sd.values()) and d['unknown_keys'] == []
     assert d['data_fingerprint'] == json.loads((run/'iter_4'/'meta.json').read_text())['data_fingerprint']
-    assert d['sha256'] == C.sha256(run/'iter_4'/'trainable.safetensors') and d['base']['preset'] == 'tiny'
+    assert d['sha256'] == sha256_file(run/'iter_4'/'trainable.safetensors') and d['base']['preset'] == 'tiny'
     h = cli('inspect', run/'iter_2'); assert h.returncode == 0 and 'iteration   2 / 4 (50.0%)' in h.stdout
     p = cli('inspect', run/'latest'); assert p.returncode == 0 and 'iteration   4 / 4 (100.0%)' in p.stdout, p.stderr  # the pointer file
 
@@ -131,7 +132,7 @@ def test_export_fp32_matches_training_and_is_self_contained(run, tmp_path):
     r = cli('export', run, tmp_path/'m32', '--dtype', 'float32'); assert r.returncode == 0, r.stderr
     e = json.loads((tmp_path/'m32'/'export.json').read_text())
     assert e['selftest']['passed'] and e['selftest']['max_abs_diff'] <= 1e-4 and e['selftest']['images'] == 2
-    assert e['source']['sha256'] == C.sha256(run/'iter_4'/'trainable.safetensors') and e['source']['iteration'] == 4
+    assert e['source']['sha256'] == sha256_file(run/'iter_4'/'trainable.safetensors') and e['source']['iteration'] == 4
     assert e['metrics'] is None and 'not known (no validation logged' in (tmp_path/'m32'/'README.md').read_text()  # run without validation
     assert abs(e['bytes_per_param'] - 4) < 0.1 and (tmp_path/'m32'/'selftest.png').stat().st_size > 1000
     card = (tmp_path/'m32'/'README.md').read_text()
@@ -158,12 +159,12 @@ def test_export_refusals(run, tmp_path):
     mt = json.loads((ck/'meta.json').read_text()); mt['identity']['hidden_size'] = 3584
     (ck/'meta.json').write_text(json.dumps(mt))
     r = cli('export', ck, tmp_path/'y'); assert r.returncode == 1 and 'meta.json changed or truncated' in r.stderr, r.stderr  # noticed first
-    from vessel_nb.dataset import write_checksums; write_checksums(ck)   # a consistent checkpoint made for another base
+    from vessel_nb.core import write_checksums; write_checksums(ck)   # a consistent checkpoint made for another base
     r = cli('export', ck, tmp_path/'y'); assert r.returncode == 1 and 'hidden_size: 3584 vs model 64' in r.stderr
     mt['identity']['hidden_size'] = 64; (ck/'meta.json').write_text(json.dumps(mt)); write_checksums(ck)
     sd = load_file(ck/'trainable.safetensors'); sd.pop(sorted(sd)[0])
     from safetensors.torch import save_file; save_file(sd, ck/'trainable.safetensors'); write_checksums(ck)
-    r = cli('export', ck, tmp_path/'y'); assert r.returncode == 1 and 'missing keys (1)' in r.stderr
+    r = cli('export', ck, tmp_path/'y'); assert r.returncode == 1 and 'refusing to load — 1 missing: ' in r.stderr
     with pytest.raises(C.ExportError, match='self-test failed.*--dtype float32'): C.export(run, tmp_path/'z', tolerance=0.0)
     for p in ('y', 'y.tmp', 'z', 'z.tmp'): assert not (tmp_path/p).exists()
     assert not list(tmp_path.glob('.[yz].*'))  # no staging folder left

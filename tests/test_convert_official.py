@@ -2,7 +2,8 @@
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest, torch
-from vessel_nb import convert as C
+from vessel_nb import convert as C, official as O
+from vessel_nb.core import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
@@ -38,9 +39,9 @@ SCHED = [{'by_epoch': False, 'begin': 0, 'end': 30}, {'by_epoch': False, 'begin'
 def official(tmp_path_factory):
     d = tmp_path_factory.mktemp('official'); sd = logical()
     paths = {'file': d/'iter_300.pth', 'zero2': d/'z2'/'iter_300.pth', 'zero3': d/'z3'/'iter_300.pth'}
-    C.write_official(sd, paths['file'], META, schedulers=SCHED)
-    C.write_official(sd, paths['zero2'], META, deepspeed=2, world=2, schedulers=SCHED)
-    C.write_official(sd, paths['zero3'], META, deepspeed=3, world=4, schedulers=SCHED)
+    O.write_official(sd, paths['file'], META, schedulers=SCHED)
+    O.write_official(sd, paths['zero2'], META, deepspeed=2, world=2, schedulers=SCHED)
+    O.write_official(sd, paths['zero3'], META, deepspeed=3, world=4, schedulers=SCHED)
     return sd, paths
 
 def test_single_file_has_the_official_layout(official):
@@ -57,8 +58,8 @@ def test_single_file_has_the_official_layout(official):
 @pytest.mark.parametrize('form', ['file', 'zero2', 'zero3'])
 def test_every_layout_reads_back_the_same_weights(official, form):
     sd, p = official
-    ck = C.read_official(p[form])
-    back = {C.logical_name(k)[0]: v for k, v in ck.state_dict.items()}
+    ck = O.read_official(p[form])
+    back = {O.logical_name(k)[0]: v for k, v in ck.state_dict.items()}
     assert sorted(back) == sorted(sd)
     for k in sd: assert torch.equal(back[k].float(), sd[k]), k
 
@@ -70,7 +71,7 @@ def test_inspect_json(official, form):
     assert (d['iteration'], d['max_iters'], d['progress'], d['epoch'], d['max_epochs']) == (300, 600, 50.0, 1, 2)
     assert d['tensors'] == len(sd) and d['params'] == sum(v.numel() for v in sd.values())
     assert d['parts']['lora'] == {'tensors': 12, 'params': sum(v.numel() for k, v in sd.items() if '.lora_' in k)}
-    assert d['lora'] == {'r': 4, 'alpha': 8, 'dropout': 0.05, 'targets': C.ALL_LINEAR, 'modules_to_save': ['embed_tokens', 'lm_head']}
+    assert d['lora'] == {'r': 4, 'alpha': 8, 'dropout': 0.05, 'targets': O.ALL_LINEAR, 'modules_to_save': ['embed_tokens', 'lm_head']}
     assert d['base']['name'] == '/models/InternVL3-tiny' and d['base']['hidden_size'] == [64]
     assert d['date'] == '2025-11-23T10:15:00' and d['unknown_keys'] == []
     assert 'SAM2 image encoder' in d['frozen'] and 'SAM2 mask decoder' in d['trainable']
@@ -84,13 +85,13 @@ def test_inspect_human(official):
 def test_inspect_flags_a_26b_head_and_foreign_keys(tmp_path):
     sd = logical(H=48)
     cfg = CFG.replace('/models/InternVL3-tiny', 'OpenGVLab/InternVL2_5-26B')
-    C.write_official(sd, tmp_path/'iter_1.pth', {**META, 'cfg': cfg})
-    d = C.inspect_official(tmp_path/'iter_1.pth')
+    O.write_official(sd, tmp_path/'iter_1.pth', {**META, 'cfg': cfg})
+    d = O.inspect_official(tmp_path/'iter_1.pth')
     assert any('InternVL2_5-26B has hidden size 6144 but the tensors say [48]' in n for n in d['notes'])
     ck = torch.load(tmp_path/'iter_1.pth', weights_only=True)
     ck['state_dict']['mllm.model.vision_model.encoder.layers.0.attn.qkv.lora_A.default.weight'] = torch.zeros(1)
     torch.save(ck, tmp_path/'iter_2.pth')
-    assert C.inspect_official(tmp_path/'iter_2.pth')['unknown_keys'] == ['mllm.model.vision_model.encoder.layers.0.attn.qkv.lora_A.default.weight']
+    assert O.inspect_official(tmp_path/'iter_2.pth')['unknown_keys'] == ['mllm.model.vision_model.encoder.layers.0.attn.qkv.lora_A.default.weight']
 
 def test_zero3_without_shards_is_refused(official, tmp_path):
     import shutil
@@ -101,7 +102,8 @@ def test_zero3_without_shards_is_refused(official, tmp_path):
 
 def test_missing_checkpoint_is_one_clear_line(tmp_path):
     r = cli('inspect', tmp_path/'nope.pth')
-    assert r.returncode == 1 and r.stderr.strip() == f'error: {tmp_path/"nope.pth"}: no such checkpoint file or folder'
+    from vessel_nb.checkpoint import ACCEPTED
+    assert r.returncode == 1 and r.stderr.strip() == f'error: {tmp_path/"nope.pth"}: no such file or folder; give {ACCEPTED}'
 
 def test_import_internvl_cli_round_trip(tmp_path):
     from transformers import InternVLForConditionalGeneration, InternVLConfig, PreTrainedTokenizerFast
@@ -116,8 +118,8 @@ def test_import_internvl_cli_round_trip(tmp_path):
                                           num_key_value_heads=1, intermediate_size=64, vocab_size=len(tok)),
                          image_token_id=5, image_seq_length=4)
     m = InternVLForConditionalGeneration(cfg).eval()
-    C.write_internvl_original(m, tok, tmp_path/'orig')
-    assert 'vision_model.encoder.layers.0.attn.q_norm.weight' in C.header_shapes([tmp_path/'orig'/'model.safetensors'])
+    O.write_internvl_original(m, tok, tmp_path/'orig')
+    assert 'vision_model.encoder.layers.0.attn.q_norm.weight' in O.header_shapes([tmp_path/'orig'/'model.safetensors'])
     r = cli('import-internvl', tmp_path/'orig', tmp_path/'hf'); assert r.returncode == 0, r.stderr
     back = InternVLForConditionalGeneration.from_pretrained(tmp_path/'hf').eval()
     ids, px = torch.tensor([[1, 3, 5, 5, 5, 5, 4, 6]]), torch.randn(1, 3, 32, 32)
