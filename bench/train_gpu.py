@@ -60,9 +60,9 @@ def flops_per_sample(model, tokens:float, tiles:int, sam_flops:float) -> float:
 def main():
     a = parse()
     from vessel_nb.model import get_config, build_model, Collator
-    from vessel_nb.train import (TrainConfig, Run, Plan, make_accelerator, make_optimizer, train_step, to_device,
-                                 fsdp_wrap_classes, enable_gradient_checkpointing, upcast_trainable)
-    cfg = TrainConfig(preset=a.preset, max_iters=10**6, lr=1e-5, warmup=0, fsdp=a.fsdp, gradient_checkpointing=a.gradient_checkpointing)
+    from vessel_nb.train import TrainConfig, Run, Plan, make_accelerator, setup, train_step, to_device
+    cfg = TrainConfig(preset=a.preset, max_iters=10**6, lr=1e-5, warmup=0, fsdp=a.fsdp, gradient_checkpointing=a.gradient_checkpointing,
+                      compile=a.compile)
     acc = make_accelerator(cfg)
     mcfg = get_config(a.preset)
     t0 = time.time(); model = build_model(mcfg, random_weights=a.random_weights, device=acc.device)
@@ -70,14 +70,9 @@ def main():
               f"{n_params(model) / 1e9:.3f} B parameters, {sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6:.1f} M trainable")
     sam_flops = sam_encoder_flops(model, acc.device)
     coll = Collator(model.tokenizer, mcfg)
-    if acc.mixed_precision != "no": upcast_trainable(model)  # as `vessel_nb.train.setup`: fp32 master weights
-    if a.gradient_checkpointing and not a.fsdp: enable_gradient_checkpointing(model)
-    if a.compile:
-        from vessel_nb.model import compile_frozen
-        compile_frozen(model, llm_layers=True)
-    if a.fsdp: acc.state.fsdp_plugin.transformer_cls_names_to_wrap = fsdp_wrap_classes(model)
-    pm, opt = acc.prepare(model, make_optimizer(model, cfg))
-    run = Run(cfg, acc, Plan(1, acc.num_processes, 1, 10**6, 10**6, 1.0), parts=None, model=pm, opt=opt)
+    pm, opt = setup(cfg, acc, model)   # the training setup itself: fp32 master weights, memory options, DDP/FSDP
+    run = Run(cfg, acc, Plan(1, acc.num_processes, 1, 10**6, 10**6, 1.0), parts=None, model=pm, opt=opt,
+              trainable_keys=[], training_set=None)
     cuda, rows = torch.cuda.is_available(), []
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     for tiles in a.tiles:

@@ -4,8 +4,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 import pytest, torch, yaml
 from safetensors.torch import load_file
-from vessel_nb.train import (TrainConfig, TrainError, TrainingDiverged, train, build_parts, resolve_config, read_jsonl,
-                             load_config, checkpoints, main, LOSS_KEYS)
+from vessel_nb.core import read_jsonl
+from vessel_nb.checkpoint import checkpoints
+from vessel_nb.train import (TrainConfig, TrainError, TrainingDiverged, train, build_parts, resolve_config,
+                             load_config, main, LOSS_KEYS)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT/"data"/"sample"
@@ -59,7 +61,7 @@ def test_work_folder_contract(one_run):
     assert [v["iter"] for v in val] == [2, 4] and all(0 <= v["dice"] <= 1 and 0 <= v["iou"] <= 1 for v in val)
     assert all(v["images"] == 12 for v in val)
     d = w/"iter_4"
-    assert {p.name for p in d.iterdir()} == {"trainable.safetensors", "meta.json", "optimizer.pt", "scheduler.pt", "rng.pt", "sampler.json",
+    assert {p.name for p in d.iterdir()} == {"trainable.safetensors", "meta.json", "optimizer.pt", "rng.pt", "sampler.json",
                                           "training_set.json", "checksums.json"}
     assert json.loads((d/"training_set.json").read_text())["n"] == 24 and not (w/"train.lock").exists()
     meta = json.loads((d/"meta.json").read_text())
