@@ -3,7 +3,7 @@ pipeline script's refusal without data, and the Frangi baseline the docs compare
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest
-from vessel_nb import dataset as D
+from vessel_nb import dataset as D, datatools as T
 
 ROOT = Path(__file__).resolve().parent.parent
 CIMAT = ROOT.parent/"shared"/"data"/"cimat_angios_80"
@@ -14,8 +14,8 @@ def cimat(tmp_path_factory):
     "The CIMAT angiograms imported and split as scripts/cimat.sh does."
     if not CIMAT.is_dir(): pytest.skip(f"{CIMAT} not found (public test data, see ../shared/data/README.md)")
     d = tmp_path_factory.mktemp("cimat")/"data"
-    D.import_masks(CIMAT, d)
-    D.split_data(d, val=0.2, test=0, seed=0, test_glob="Angios_40_testing_*")
+    T.import_masks(CIMAT, d)
+    T.split_data(d, val=0.2, test=0, seed=0, test_glob="Angios_40_testing_*")
     return d
 
 @need_cimat
