@@ -31,7 +31,8 @@ def test_exact_resume(one_run, tmp_path):
     train(cfg(work, stop_at=2))
     assert [c.name for c in checkpoints(work)] == ["iter_2"]
     with pytest.raises(TrainError, match="already holds a run"): train(cfg(work))
-    with pytest.raises(TrainError, match="changed: lr"): train(cfg(work, resume=True, lr=0.5))
+    with pytest.raises(TrainError, match="changed: lr") as e: train(cfg(work, resume=True, lr=0.5))
+    assert f"--config {work}/config.yaml --resume" in str(e.value)   # the folder named, not a placeholder
     train(cfg(work, resume=True))
     a, b = load_file(one_run/"iter_4"/"trainable.safetensors"), load_file(work/"iter_4"/"trainable.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -427,7 +427,7 @@ def find_resume(cfg:TrainConfig) -> tuple[Path|None, list]:
         diff = config_diff(load_config(str(work/"config.yaml")), cfg)
         if diff: raise TrainError(f"--resume: {work} holds a different run; changed: " +
             ", ".join(f"{k} {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in diff.items())) +
-            ". Use the run's own values (e.g. --config {work}/config.yaml --resume) or a new --work-dir")
+            f". Use the run's own values (e.g. --config {work}/config.yaml --resume) or a new --work-dir")
         return intact_checkpoint(work)
     if has_run and not cfg.overwrite:
         last = checkpoints(work)[-1].name if checkpoints(work) else "no checkpoint"
