@@ -5,7 +5,8 @@ import pytest, torch
 from safetensors.torch import load_file
 from vessel_nb import convert as C, official as O
 from vessel_nb.core import sha256_file
-from vessel_nb.model import build_model, get_config, load, SA2VA_TRAIN
+from vessel_nb.model import get_config, load
+from vessel_nb.testing import trained_tiny, official_from_model, official_cfg_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT/'data'/'sample'
@@ -19,24 +20,15 @@ def same_sd(a, b):
     assert sorted(a) == sorted(b)
     for k in a: assert torch.equal(a[k].cpu(), b[k].cpu()), k
 
-def trained_tiny(seed=0, **kw):
-    "A tiny model with Sa2VA's training policy whose trainable weights are moved off their init (as if trained)."
-    m = build_model(get_config('tiny', train=SA2VA_TRAIN, lora_r=4, lora_alpha=8, lora_dropout=0.05, **kw), device='cpu')
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in m.parameters():
-            if p.requires_grad: p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return m
-
 def meta(m, it=500):
-    return {'epoch': 0, 'iter': it, 'cfg': O.official_cfg_text(m), 'seed': 42, 'time': '20251122_090812'}
+    return {'epoch': 0, 'iter': it, 'cfg': official_cfg_text(m), 'seed': 42, 'time': '20251122_090812'}
 
 # ---------------------------------------------------------------- official checkpoints -> ours
 
 @pytest.fixture(scope='module')
 def official(tmp_path_factory):
     d = tmp_path_factory.mktemp('off'); m = trained_tiny()
-    logical = O.official_from_model(m)
+    logical = official_from_model(m)
     O.write_official(logical, d/'iter_500.pth', meta(m))
     O.write_official(logical, d/'ds'/'iter_500.pth', meta(m), deepspeed=2, world=2)
     return m, logical, d
@@ -79,7 +71,7 @@ def test_refuses_a_wider_head(tmp_path):
     "The fork's failure: a 26B (6144-wide) head into an 8B model. Here: a 96-wide tiny run onto the 64-wide base."
     text = {**get_config('tiny').text, 'hidden_size': 96}
     wide = trained_tiny(hidden_size=96, text=text)
-    O.write_official(O.official_from_model(wide), tmp_path/'iter_1.pth', meta(wide, 1))
+    O.write_official(official_from_model(wide), tmp_path/'iter_1.pth', meta(wide, 1))
     r = cli('import-sa2va', tmp_path/'iter_1.pth', tmp_path/'w', '--base', 'tiny')
     assert r.returncode == 1 and not (tmp_path/'w').exists()
     assert 'made for hidden size 96' in r.stderr and 'base tiny has hidden size 64' in r.stderr

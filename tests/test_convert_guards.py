@@ -7,6 +7,7 @@ from vessel_nb.core import sha256_file
 from vessel_nb.dataset import training_set, load_split
 from vessel_nb.core import write_checksums, OUTPUT_MARKER
 from vessel_nb.model import build_model, get_config, SA2VA_TRAIN
+from vessel_nb.testing import official_from_model, official_cfg_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT/'data'/'sample'
@@ -34,7 +35,7 @@ def work(tmp_path_factory):
     "An imported tiny checkpoint (our format, with checksums.json): work/iter_500/."
     d = tmp_path_factory.mktemp('conv')
     m = build_model(get_config('tiny', train=SA2VA_TRAIN, lora_r=4, lora_alpha=8), device='cpu')
-    O.write_official(O.official_from_model(m), d/'iter_500.pth', {'epoch': 0, 'iter': 500, 'cfg': O.official_cfg_text(m)})
+    O.write_official(official_from_model(m), d/'iter_500.pth', {'epoch': 0, 'iter': 500, 'cfg': official_cfg_text(m)})
     O.import_sa2va(d/'iter_500.pth', d/'work', 'tiny', device='cpu')
     return d
 
@@ -113,7 +114,6 @@ def test_damaged_checkpoint_is_named(work, tmp_path, capsys, cmd, damage, expect
     if damage == 'flip': _flip(ck/'trainable.safetensors')
     if damage.startswith('meta'): (ck/'meta.json').write_text('{"iter": 5,')
     code, err = main(capsys, cmd, ck, *([tmp_path/'e'] if cmd == 'export' else [])); assert code == 1
-    if (cmd, damage) == ('export', 'truncate-old'): expected = 'trainable.safetensors: cannot be read'   # checkpoint.rebuild's words
     one_error(err, expected)
     if damage.endswith('-old'): assert 'warning: ' in err and 'no checksums.json' in err
     assert not (tmp_path/'e').exists()
@@ -146,6 +146,15 @@ def test_truncated_official_checkpoint_is_named(work, tmp_path, capsys):
     p = tmp_path/'iter_500.pth'; shutil.copy(work/'iter_500.pth', p); _truncate(p)
     for args in (('inspect', p), ('import-sa2va', p, tmp_path/'w', '--base', 'tiny')):
         code, err = main(capsys, *args); assert code == 1; one_error(err, 'iter_500.pth: unreadable', 'copy it again')
+
+def test_import_takes_only_official_checkpoints(work, tmp_path, capsys):
+    "import-sa2va recognises its input with checkpoint.resolve: ours, an export, a stray file or nothing are refused by name."
+    (tmp_path/'notes.txt').write_text('x')
+    for src, what in [(work/'work', 'a vessel_nb training checkpoint (iter_500)'), (work/'work'/'iter_500', 'already in our format'),
+                      (tmp_path/'notes.txt', 'not a checkpoint'), (tmp_path/'nothing.pth', 'no such file or folder')]:
+        code, err = main(capsys, 'import-sa2va', src, tmp_path/'w', '--base', 'tiny'); assert code == 1
+        one_error(err, str(src), what, 'import-sa2va takes an official Sa2VA/xtuner `iter_N.pth` file or DeepSpeed `iter_N.pth/` folder')
+        assert not (tmp_path/'w').exists()
 
 # ---------------------------------------------------------------- 8. flags
 

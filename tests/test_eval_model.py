@@ -109,7 +109,7 @@ def test_damaged_checkpoint_is_named(setup, capsys, tmp_path, damage, message):
 
 
 @pytest.mark.parametrize("damage,message", [
-    (lambda c: (c/"trainable.safetensors").write_bytes((c/"trainable.safetensors").read_bytes()[:100]), "trainable.safetensors: cannot be read"),
+    (lambda c: (c/"trainable.safetensors").write_bytes((c/"trainable.safetensors").read_bytes()[:100]), "trainable.safetensors: unreadable"),
     (lambda c: (c/"meta.json").write_text("{broken"), "meta.json: unreadable"),
     (lambda c: (c/"meta.json").write_text("[]"), "meta.json: not a JSON object"),
 ])

@@ -62,11 +62,13 @@ def write_pointer(work, name:str, ckpt):
     else: write_text(p, Path(ckpt).name + "\n")
 
 # %% ../nbs/05_checkpoint.ipynb #b21ba97a
-def _write_files(d:Path, trainable:dict, meta:dict, optimizer:dict, rng:list, sampler:dict, training_set:dict|None):
-    "The files of a checkpoint, into folder `d`."
+def _write_files(d:Path, trainable:dict, meta:dict, optimizer, rng, sampler, training_set:dict|None):
+    "The files of a checkpoint, into folder `d`; a resume file whose state is None is not written."
     save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, str(d/WEIGHTS))
-    torch.save(optimizer, d/"optimizer.pt"); torch.save(rng, d/"rng.pt")
-    write_json(d/"sampler.json", sampler, indent=1); write_json(d/META, meta, indent=1)
+    if optimizer is not None: torch.save(optimizer, d/"optimizer.pt")
+    if rng is not None: torch.save(rng, d/"rng.pt")
+    if sampler is not None: write_json(d/"sampler.json", sampler, indent=1)
+    write_json(d/META, meta, indent=1)
     if training_set is not None: write_json(d/TRAINING_SET_FILE, training_set)
 
 # %% ../nbs/05_checkpoint.ipynb #4154cab4
@@ -76,8 +78,9 @@ except ImportError: _SafetensorError = OSError
 def save_checkpoint(work, it:int, # the iteration just completed: the folder is `work/iter_{it}`
                     trainable:dict, # name -> tensor: the trainable weights
                     meta:dict, # the run: config, model config, base-model identity, plan, validation
-                    optimizer:dict, rng:list, # optimizer state; one random state per process
-                    sampler:dict, # where the data order stands
+                    optimizer:dict|None=None, # optimizer state (None: not written, the checkpoint cannot resume)
+                    rng:list|None=None, # one random state per process (None: not written)
+                    sampler:dict|None=None, # where the data order stands (None: not written)
                     training_set:dict|None=None) -> Path: # the run's `training_set.json` record
     "Write `work/iter_{it}` atomically (checksums last) and point `latest` at it; never overwrites."
     work = Path(work); final, tmp = work/f"iter_{it}", work/f"iter_{it}.tmp"
@@ -159,6 +162,7 @@ class Checkpoint:
     kind:str    # "training" (WORK/iter_N), "exported" (a `convert export` folder) or "official" (Sa2VA/xtuner `iter_N.pth`)
     path:Path   # the folder (or official file)
     meta:dict   # training: its meta.json; exported: its export.json ({} if none); official: {}
+    verified:bool|None = None  # files matched checksums.json when found (False: it has none; None: not checked)
 
     @property
     def iter(self) -> int|None: return self.meta.get("iter")
@@ -187,23 +191,29 @@ def _pointed(p:Path) -> Path:
     if p.is_dir() and not _is_training(p) and (p/"latest").is_file(): return read_pointer(p, "latest")
     return p
 
+def _found(kind:str, d:Path, record:str, what:str) -> Checkpoint:
+    "Folder `d` as a `Checkpoint`: its files checked against `checksums.json` first, then its JSON `record` read."
+    ok = _verified(d)   # a damaged record is named by the checksums, not by the JSON parser
+    return Checkpoint(kind, d, _json(d/record, what) if (d/record).is_file() else {}, ok)
+
 def resolve(path) -> Checkpoint:
-    "The checkpoint meant by `path` (see the table); `CheckpointError` listing what is accepted otherwise."
+    "The checkpoint meant by `path` (see the table), its files verified; `CheckpointError` listing what is accepted otherwise."
     p = Path(path)
     if not p.exists(): raise CheckpointError(f"{p}: no such file or folder; give {ACCEPTED}")
     q = _pointed(p)
-    if _is_training(q): return Checkpoint("training", q, _json(q/META, "the checkpoint"))
+    if _is_training(q): return _found("training", q, META, "the checkpoint")
     if q != p: raise CheckpointError(f"{p} points at {q.name}, which is not a complete checkpoint (meta.json and {WEIGHTS}); "
                                      f"point it at one of {[c.name for c in checkpoints(q.parent)] or 'none'}")
-    if _is_exported(p): return Checkpoint("exported", p, _json(p/"export.json", "the exported model") if (p/"export.json").is_file() else {})
+    if _is_exported(p): return _found("exported", p, "export.json", "the exported model")
     if _is_official(p): return Checkpoint("official", p, {})
     raise CheckpointError(f"{p}: not a checkpoint; give {ACCEPTED}")
 
 # %% ../nbs/05_checkpoint.ipynb #5967e167
 def verify(ck:Checkpoint|str|Path) -> bool:
-    "True when every file matches `checksums.json`; `DataError` naming damaged files; False (one warning line) without one."
+    "Check the files now: True when all match `checksums.json`; `DataError` naming damaged files; False (one warning) without one."
     ck = ck if isinstance(ck, Checkpoint) else resolve(ck)
-    return False if ck.kind == "official" else _verified(ck.path)
+    if ck.kind != "official": ck.verified = _verified(ck.path)
+    return bool(ck.verified)
 
 # %% ../nbs/05_checkpoint.ipynb #2184ad64
 def training_set(ck:Checkpoint|str|Path) -> dict|None:
@@ -266,10 +276,10 @@ def rebuild(ck:Checkpoint|str|Path, device=None, # default: the first GPU, else 
     ck = ck if isinstance(ck, Checkpoint) else resolve(ck)
     if ck.kind == "official": raise CheckpointError(
         f"{ck.path}: an official Sa2VA checkpoint; import it first: `python -m vessel_nb.convert import-sa2va {ck.path} WORK --base PRESET`")
-    checked = verify(ck)
+    checked = verify(ck) if ck.verified is None else ck.verified   # `resolve` checked it already
     if ck.kind == "exported": return vm.load(ck.path, device=device, verify=not checked)
     model = _build(ck, device, weights)
     try: sd = load_file(ck.path/WEIGHTS)
-    except Exception as e: raise CheckpointError(f"{ck.path/WEIGHTS}: cannot be read ({_one_line(e)[:160]}); copy the checkpoint again") from None
+    except Exception as e: raise CheckpointError(f"{ck.path/WEIGHTS}: unreadable ({_one_line(e)[:160]}); copy the checkpoint again") from None
     model.load_trainable(sd, str(ck.path/WEIGHTS))
     return model.eval()

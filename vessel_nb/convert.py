@@ -13,7 +13,7 @@ import numpy as np, torch
 from fastcore.imports import in_notebook
 from .core import UserError, staged, check_output, write_json, write_text, write_checksums, sha256_file, read_jsonl, run_cli
 from .dataset import TRAINING_SET_FILE
-from .checkpoint import Checkpoint, resolve, read_pointer, verify, training_set, rebuild
+from .checkpoint import Checkpoint, resolve, training_set, rebuild
 from .official import (OVERWRITE, ConvertError, check_device, disk_size, count_parts, logical_name, OUR_RULES,
                                 PART_NAMES, frozen_parts, _dtypes, _progress, header_shapes, inspect_official,
                                 import_sa2va, import_internvl)
@@ -144,14 +144,6 @@ def run_selftest(model, folder:Path, tolerance:float) -> dict:
 class ExportError(UserError, RuntimeError):
     "The exported model does not reproduce the training model; nothing was written."
 
-def _resolve(path) -> Checkpoint:
-    "`checkpoint.resolve`; when a folder's JSON is unreadable, its checksums name the damaged file first."
-    try: return resolve(path)
-    except UserError:
-        p = Path(path); d = read_pointer(p) if p.is_dir() and (p/'latest').is_file() and not (p/'meta.json').is_file() else p
-        if d is not None and d.is_dir(): verify(Checkpoint('training', d, {}))
-        raise
-
 def _rebuild(ck:Checkpoint, device) -> torch.nn.Module:
     "The training model of `ck` (`checkpoint.rebuild`); a run on random base weights has nothing to export."
     if (ck.meta.get('config') or {}).get('random_weights') and (ck.meta.get('model_config') or {}).get('llm') != 'tiny': raise ConvertError(
@@ -222,7 +214,7 @@ def export(ckpt, # work folder (its latest checkpoint), `iter_N/` folder or `lat
            device='cpu') -> dict: # where the training model is rebuilt and the self-test runs (cpu or cuda)
     "Merge a checkpoint into a self-contained model folder, self-test it against the training model, write it."
     check_flags(dtype, tolerance, device)
-    ck = _resolve(ckpt)
+    ck = resolve(ckpt)
     if ck.kind != 'training': raise ConvertError(f'{ck.path}: an {ck.kind} checkpoint; export takes a training checkpoint (WORK or WORK/iter_N)'
                                                  + (f'; import it first with `python -m vessel_nb.convert import-sa2va`' if ck.kind == 'official' else ''))
     inputs = [ck.path.parent, ck.path]   # the work folder and the checkpoint
@@ -234,7 +226,7 @@ def export(ckpt, # work folder (its latest checkpoint), `iter_N/` folder or `lat
 # %% ../nbs/08_convert.ipynb #dd0a2afc
 def inspect_ours(ck:Checkpoint) -> dict:
     "The checkpoint details of one of our training checkpoints (tensor shapes read from the file header only)."
-    d, meta = ck.path, ck.meta; checked = verify(ck)
+    d, meta, checked = ck.path, ck.meta, ck.verified   # `resolve` checked the files
     sd = header_shapes([d/'trainable.safetensors'])
     mc, parts = meta.get('model_config') or {}, count_parts(sd, OUR_RULES)
     it, mx = meta.get('iter'), meta.get('max_iters')
@@ -264,13 +256,12 @@ def _our_notes(d:Path, meta:dict) -> list:
 
 # %% ../nbs/08_convert.ipynb #473a7d51
 def inspect_export(ck:Checkpoint) -> dict:
-    "Provenance of an exported model folder (its `export.json`), after checking its files."
-    checked = verify(ck)
-    return dict(ck.meta, path=str(ck.path), format='vessel_nb export', checksums='verified' if checked else 'not recorded')
+    "Provenance of an exported model folder (its `export.json`); `resolve` checked its files."
+    return dict(ck.meta, path=str(ck.path), format='vessel_nb export', checksums='verified' if ck.verified else 'not recorded')
 
 def inspect_checkpoint(path) -> dict:
     "Checkpoint details of any checkpoint: a work folder, `iter_N/`, pointer file, export, or official Sa2VA/xtuner one."
-    ck = _resolve(path)
+    ck = resolve(path)
     return {'official': lambda: inspect_official(ck.path), 'exported': lambda: inspect_export(ck), 'training': lambda: inspect_ours(ck)}[ck.kind]()
 
 # %% ../nbs/08_convert.ipynb #249a0ddd

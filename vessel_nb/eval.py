@@ -346,17 +346,13 @@ class ProbaModel:
         return [self._prob(p, im) for p, im in zip(self.predictor.predict_batch(images, [self.prompt] * len(images)), images)]
 
 # %% ../nbs/09_eval.ipynb #c7e3a9b1
-from .checkpoint import Checkpoint, CheckpointError, resolve, verify, rebuild, checkpoints, ckpt_iter
+from .checkpoint import Checkpoint, resolve, rebuild, checkpoints, ckpt_iter
 from .checkpoint import training_set as training_record
 
 def find_checkpoint(spec:str) -> Checkpoint:
-    "The checkpoint `--model` names (`resolve`); a damaged folder is named by its `checksums.json`."
+    "The checkpoint `--model` names (`resolve`: a damaged folder is named by its `checksums.json`)."
     if not Path(spec).exists(): raise DataError(f"--model {spec}: not 'frangi' and not a folder or file; give 'frangi' or a checkpoint (see `vessel_nb.checkpoint.resolve`)")
-    try: return resolve(spec)
-    except CheckpointError:
-        p = Path(spec)
-        if p.is_dir() and (p/"meta.json").is_file(): verify(Checkpoint("training", p, {}))  # names damaged files, or warns it cannot
-        raise
+    return resolve(spec)
 
 # %% ../nbs/09_eval.ipynb #81272fbb
 def provenance(ck:Checkpoint) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from .core import UserError, KeyMismatch, strict_match, _show, staged, check_output, write_json, write_text, write_checksums, sha256_file
 from .model import read_json
+from .checkpoint import resolve, save_checkpoint
 
 OVERWRITE = "pass --overwrite to replace it"   # how the CLI lets an existing output folder be replaced
 
@@ -20,14 +21,14 @@ class ConvertError(UserError, ValueError):
 
 # %% auto #0
 __all__ = ['OVERWRITE', 'ALL_LINEAR', 'OFFICIAL_RULES', 'OUR_RULES', 'HIDDEN_AXES', 'KNOWN_HIDDEN', 'PART_NAMES', 'WHOLE_MODEL',
-           'TO_OFFICIAL', 'VISION_TO_NATIVE', 'OTHER_TO_NATIVE', 'TOKENIZER_FILES', 'SA2VA_SPECIALS', 'ConvertError',
-           'Foreign', 'safe_load', 'deepspeed_files', 'zero_state_dict', 'OfficialCheckpoint', 'disk_size',
-           'read_official', 'parse_cfg_text', 'cfg_summary', 'logical_name', 'count_parts', 'weight_facts',
+           'TO_OFFICIAL', 'VISION_TO_NATIVE', 'OTHER_TO_NATIVE', 'TOKENIZER_FILES', 'SA2VA_SPECIALS', 'OFFICIAL_INPUT',
+           'ConvertError', 'Foreign', 'safe_load', 'deepspeed_files', 'zero_state_dict', 'OfficialCheckpoint',
+           'disk_size', 'read_official', 'parse_cfg_text', 'cfg_summary', 'logical_name', 'count_parts', 'weight_facts',
            'explain_hidden', 'frozen_parts', 'inspect_official', 'official_name', 'write_official', 'native_name',
            'to_native', 'to_original', 'native_config', 'original_config', 'token_id', 'weight_files', 'header_shapes',
            'expected_shapes', 'read_original_config', 'import_internvl', 'write_internvl_original', 'check_device',
            'official_logical', 'check_width', 'base_config', 'import_config', 'split_rows', 'effective_rows',
-           'RowsDiffer', 'map_official', 'write_imported', 'import_sa2va', 'official_from_model', 'official_cfg_text']
+           'RowsDiffer', 'map_official', 'write_imported', 'official_input', 'import_sa2va']
 
 # %% ../nbs/07_official.ipynb #8bfed1e8
 class Foreign:
@@ -761,14 +762,20 @@ def _build_mapped(ck, logical:dict, base:str, specials:list, device=None):
 
 # %% ../nbs/07_official.ipynb #09d7bfcb
 def write_imported(out:Path, it:int, sd:dict, meta:dict, overwrite:bool=False, inputs=()) -> Path:
-    "Write `out/iter_{it}/` (trainable.safetensors, meta.json, checksums.json) and `out/latest`, atomically."
-    from safetensors.torch import save_file
-    with staged(out, overwrite, OVERWRITE, inputs) as tmp:
-        d = tmp/f'iter_{it}'; d.mkdir()
-        save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(d/'trainable.safetensors'))
-        write_json(d/'meta.json', meta, indent=1); write_checksums(d)
-        write_text(tmp/'latest', d.name + '\n')
+    "Write work folder `out` holding checkpoint `iter_{it}/` (`checkpoint.save_checkpoint`, no resume state), atomically."
+    with staged(out, overwrite, OVERWRITE, inputs) as tmp: save_checkpoint(tmp, it, sd, meta)
     return Path(out)/f'iter_{it}'
+
+OFFICIAL_INPUT = 'an official Sa2VA/xtuner `iter_N.pth` file or DeepSpeed `iter_N.pth/` folder'
+
+def official_input(pth) -> Path:
+    "The official checkpoint `pth` names (`checkpoint.resolve`, kind 'official'); anything else is refused by what it is."
+    try: ck = resolve(pth)
+    except UserError as e: raise ConvertError(f"{str(e).split('; give ')[0]}; import-sa2va takes {OFFICIAL_INPUT}") from None
+    if ck.kind == 'official': return ck.path
+    got = {'training': f'a vessel_nb training checkpoint ({ck.path.name}), already in our format: export or evaluate it as it is',
+           'exported': 'an exported vessel_nb model, already in our format: evaluate it as it is'}[ck.kind]
+    raise ConvertError(f'{pth}: {got}; import-sa2va takes {OFFICIAL_INPUT}')
 
 # %% ../nbs/07_official.ipynb #317e8f06
 def import_sa2va(pth, # official `iter_N.pth` file or DeepSpeed `iter_N.pth/` folder
@@ -778,6 +785,7 @@ def import_sa2va(pth, # official `iter_N.pth` file or DeepSpeed `iter_N.pth/` fo
                  device=None) -> dict:
     "Map an official Sa2VA/xtuner checkpoint onto our model (strictly) and write it as our checkpoint."
     if device is not None: check_device(device)
+    pth = official_input(pth)
     inputs = [pth] + ([base] if Path(base).exists() else [])
     check_output(out, inputs, overwrite, OVERWRITE)  # before any work
     ck = read_official(pth); logical = official_logical(ck)
@@ -798,25 +806,3 @@ def import_sa2va(pth, # official `iter_N.pth` file or DeepSpeed `iter_N.pth/` fo
 def _src_sha(p:Path) -> str:
     "sha256 of an official checkpoint file (DeepSpeed folder: of its model-states file)."
     return sha256_file(p if p.is_file() else deepspeed_files(p)['model'][0])
-
-# %% ../nbs/07_official.ipynb #d6be0c94
-def official_from_model(model, # one of our models (`VesselSa2VA`)
-                        extra_rows:int=len(SA2VA_SPECIALS) - 1, # rows of `<p>`, `</p>`, `<vp>`, `</vp>`
-                        seed:int=0) -> dict:
-    "logical name -> tensor of the official checkpoint that this model's trainable state corresponds to."
-    g = torch.Generator().manual_seed(seed)
-    out = {logical_name(k, OUR_RULES)[0]: v.detach().clone() for k, v in model.trainable_state_dict().items()}
-    for k, full in effective_rows(model).items():
-        out.pop(k + '.rows', None)
-        out[k] = torch.cat([full.detach().clone(), torch.randn(extra_rows, full.shape[1], generator=g).to(full.dtype)])
-    out.update({f'mask_decoder.{k}': v.clone() for k, v in model.sam.sam_mask_decoder.state_dict().items()})
-    return out
-
-def official_cfg_text(model, base:str='/models/InternVL3-tiny', max_epochs:int=1) -> str:
-    "An mmengine config text like Sa2VA's for this model's LoRA settings."
-    c = model.cfg
-    return (f"path = {base!r}\nmax_epochs = {max_epochs}\nmodel = dict(type='Sa2VAModel', special_tokens={SA2VA_SPECIALS!r}, "
-            f"frozen_sam2_decoder=False, pretrained_pth=None, mllm=dict(type='InternVLMLLM', model_path=path, "
-            f"freeze_llm=True, freeze_visual_encoder=True, llm_lora=dict(type='LoraConfig', r={c.lora_r}, "
-            f"lora_alpha={c.lora_alpha}, lora_dropout={c.lora_dropout}, bias='none', task_type='CAUSAL_LM', "
-            f"modules_to_save=['embed_tokens', 'lm_head'])))\ntrain_cfg = dict(type='TrainLoop', max_epochs=max_epochs)\n")

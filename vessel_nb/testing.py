@@ -1,4 +1,4 @@
-"""Fixtures for tests and examples: a fake training sample, training on one batch, the mask round-trip measure.
+"""Fixtures for tests and examples: a fake training sample, training on one batch, the mask round-trip measure, a tiny official Sa2VA run.
 
 Docs: https://vessel-nb.github.io/vessel_nb/testing.html.md"""
 
@@ -11,10 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .dataset import chat_segments
-from .model import ModelConfig, VesselSa2VA
+from .model import ModelConfig, VesselSa2VA, SA2VA_TRAIN, build_model, get_config
+from .official import OUR_RULES, SA2VA_SPECIALS, logical_name, effective_rows
 
 # %% auto #0
-__all__ = ['fake_sample', 'overfit', 'roundtrip_dice']
+__all__ = ['fake_sample', 'overfit', 'roundtrip_dice', 'trained_tiny', 'official_from_model', 'official_cfg_text']
 
 # %% ../nbs/10_testing.ipynb #20db9ce8
 def fake_sample(cfg:ModelConfig, # the model config whose data sizes the sample takes
@@ -51,3 +52,35 @@ def roundtrip_dice(mask:np.ndarray, # bool (H, W) target
     u = F.interpolate(d, size=mask.shape, mode="bilinear", align_corners=False)[0, 0] > 0.5  # (H, W)
     m = torch.from_numpy(mask)
     return float(2 * (u & m).sum() / (u.sum() + m.sum()))
+
+# %% ../nbs/10_testing.ipynb #ec4b0147
+def trained_tiny(seed:int=0, **kw) -> VesselSa2VA: # `kw`: `ModelConfig` overrides (e.g. another hidden size)
+    "A tiny model with Sa2VA's training policy whose trainable weights are moved off their init (as if trained)."
+    m = build_model(get_config("tiny", train=SA2VA_TRAIN, lora_r=4, lora_alpha=8, lora_dropout=0.05, **kw), device="cpu")
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.requires_grad: p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return m
+
+# %% ../nbs/10_testing.ipynb #e332ad9c
+def official_from_model(model:VesselSa2VA, # one of our models
+                        extra_rows:int=len(SA2VA_SPECIALS) - 1, # rows of `<p>`, `</p>`, `<vp>`, `</vp>`
+                        seed:int=0) -> dict:
+    "logical name -> tensor of the official checkpoint that this model's trainable state corresponds to."
+    g = torch.Generator().manual_seed(seed)
+    out = {logical_name(k, OUR_RULES)[0]: v.detach().clone() for k, v in model.trainable_state_dict().items()}
+    for k, full in effective_rows(model).items():   # full (V, H) matrices, [SEG] row included
+        out.pop(k + ".rows", None)
+        out[k] = torch.cat([full.detach().clone(), torch.randn(extra_rows, full.shape[1], generator=g).to(full.dtype)])  # (V+4, H)
+    out.update({f"mask_decoder.{k}": v.clone() for k, v in model.sam.sam_mask_decoder.state_dict().items()})
+    return out
+
+def official_cfg_text(model:VesselSa2VA, base:str="/models/InternVL3-tiny", max_epochs:int=1) -> str:
+    "An mmengine config text like Sa2VA's for this model's LoRA settings."
+    c = model.cfg
+    return (f"path = {base!r}\nmax_epochs = {max_epochs}\nmodel = dict(type='Sa2VAModel', special_tokens={SA2VA_SPECIALS!r}, "
+            f"frozen_sam2_decoder=False, pretrained_pth=None, mllm=dict(type='InternVLMLLM', model_path=path, "
+            f"freeze_llm=True, freeze_visual_encoder=True, llm_lora=dict(type='LoraConfig', r={c.lora_r}, "
+            f"lora_alpha={c.lora_alpha}, lora_dropout={c.lora_dropout}, bias='none', task_type='CAUSAL_LM', "
+            f"modules_to_save=['embed_tokens', 'lm_head'])))\ntrain_cfg = dict(type='TrainLoop', max_epochs=max_epochs)\n")
