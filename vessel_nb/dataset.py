@@ -30,7 +30,7 @@ __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'MAX_PIXELS',
            'format_report', 'report_json', 'Augment', 'augment_matrix', 'warp_polygons', 'augment', 'VesselDataset',
            'object_masks']
 
-# %% ../nbs/01_dataset.ipynb #7a56f264
+# %% ../nbs/01_dataset.ipynb #2cda9548
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 def ann_path(root:str|Path) -> Path:
@@ -38,7 +38,6 @@ def ann_path(root:str|Path) -> Path:
     root = Path(root)
     return root if root.suffix == ".json" else root/"annotations.json"
 
-# %% ../nbs/01_dataset.ipynb #2cda9548
 def load_annotations(root:str|Path) -> list[dict]:
     "The entries of `root/annotations.json`; `DataError` when it is missing or not a JSON list."
     p = ann_path(root)
@@ -51,7 +50,7 @@ def load_annotations(root:str|Path) -> list[dict]:
         raise DataError(f"{p}: top level must be a list of {{image, mask, text}} entries, got {type(data).__name__}")
     return data
 
-# %% ../nbs/01_dataset.ipynb #e4335eb2
+# %% ../nbs/01_dataset.ipynb #8ac33b71
 def _name_problem(name:str) -> str|None:
     "Why `name` cannot be a file name, if it cannot: a NUL character, or a part longer than 255 bytes."
     if "\x00" in name: return "contains a NUL character"
@@ -69,7 +68,6 @@ def _image_ref(root:str|Path, name:str) -> str:
     except Exception: salt = ""
     return f"{ann_path(root).parent}: image {display_name(name, salt=salt)}"
 
-# %% ../nbs/01_dataset.ipynb #8ac33b71
 def image_path(root:str|Path, name:str,
                allow_outside:bool=False # accept names and links that lead out of the data folder
               ) -> Path:
@@ -82,7 +80,13 @@ def image_path(root:str|Path, name:str,
                         "move the image into the folder, or allow it explicitly (--allow-outside)")
     return p
 
-# %% ../nbs/01_dataset.ipynb #8b0f6747
+# %% ../nbs/01_dataset.ipynb #9ddcb8aa
+def as_polygons(obj) -> list[np.ndarray]:
+    "An object (flat polygon or list of flat polygons) as a list of `(K, 2)` float64 arrays."
+    if len(obj) and not isinstance(obj[0], (list, tuple, np.ndarray)): obj = [obj]
+    return [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in obj if len(p) >= 2]
+
+# %% ../nbs/01_dataset.ipynb #f73d719c
 def _crossings(polys:list[np.ndarray], # closed polygons, each (K, 2) x, y vertices
                height:int, width:int):
     "Polygon index, row and clipped start column of every edge/row-centre crossing."
@@ -100,13 +104,6 @@ def _crossings(polys:list[np.ndarray], # closed polygons, each (K, 2) x, y verti
     x = lo[e, 0] + (rows + 0.5 - lo[e, 1]) * ((hi[e, 0] - lo[e, 0]) / (hi[e, 1] - lo[e, 1]))
     return pid[e], rows, np.clip(np.ceil(x - 0.5), 0, width).astype(np.int64)
 
-# %% ../nbs/01_dataset.ipynb #9ddcb8aa
-def as_polygons(obj) -> list[np.ndarray]:
-    "An object (flat polygon or list of flat polygons) as a list of `(K, 2)` float64 arrays."
-    if len(obj) and not isinstance(obj[0], (list, tuple, np.ndarray)): obj = [obj]
-    return [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in obj if len(p) >= 2]
-
-# %% ../nbs/01_dataset.ipynb #f14f228a
 def _intervals(polys:list[np.ndarray], height:int, width:int):
     "Covered `(polygon, row, c0, c1)` intervals of polygons (even-odd within each polygon)."
     pid, rows, cols = _crossings(polys, height, width)
@@ -114,7 +111,6 @@ def _intervals(polys:list[np.ndarray], height:int, width:int):
     # each polygon has an even number of crossings per row: consecutive ones pair up
     return pid[o][0::2], rows[o][0::2], cols[o][0::2], cols[o][1::2]
 
-# %% ../nbs/01_dataset.ipynb #f73d719c
 def _scaled(polygons, scale) -> list[np.ndarray]:
     "Polygons as `(K, 2)` arrays with x scaled by `sx` and y by `sy` (`scale` is a float or `(sx, sy)`)."
     sx, sy = (scale, scale) if np.isscalar(scale) else scale
@@ -220,7 +216,7 @@ def split_fingerprints(root:str|Path) -> dict[str, str]:
     "`{split: sha256 of its sorted image names}`, so a model can say which images it saw."
     return {s: digest("\n".join(sorted(load_split(root, s)))) for s in SPLITS}
 
-# %% ../nbs/01_dataset.ipynb #c17a371c
+# %% ../nbs/01_dataset.ipynb #b502c286
 SEG_QUESTIONS = [
     "Can you segment the {class_name} in this image?", "Please segment {class_name} in this image.",
     "What is {class_name} in this image? Please respond with segmentation mask.",
@@ -240,7 +236,6 @@ SEG_QUESTIONS = [
 ]
 SEG_ANSWERS = ["It is [SEG].", "Sure, [SEG].", "Sure, it is [SEG].", "Sure, the segmentation result is [SEG].", "[SEG]."]
 
-# %% ../nbs/01_dataset.ipynb #b502c286
 @dataclass
 class DataConfig:
     "Image sizes, tiling and chat templates of the training data."
@@ -482,7 +477,7 @@ class Problem:
     "One occurrence of a problem type."
     kind:str; entry:int|None; image:str|None; detail:str=""
 
-# %% ../nbs/01_dataset.ipynb #ac4e388a
+# %% ../nbs/01_dataset.ipynb #367e10cf
 def _truncated(p:Path, fmt:str) -> bool:
     "Cheap integrity test (no decoding): a PNG must end with its IEND chunk, a JPEG with the EOI marker."
     if fmt not in ("PNG", "JPEG"): return False
@@ -500,7 +495,6 @@ def _file_header(p:str) -> tuple[int, int, bool]:
     h, w, fmt = _header_size(p)
     return h, w, _truncated(Path(p), fmt)
 
-# %% ../nbs/01_dataset.ipynb #07faefe9
 class _Folder:
     "A data folder's paths, resolved once: where an image name leads, and whether it stays inside."
     def __init__(self, root:str|Path):
@@ -520,7 +514,6 @@ class _Folder:
         if plain and (p == os.path.join(self.d, n) or self.img_in): return True   # the common case: no resolving
         return os.path.realpath(p).startswith(self.real + os.sep)
 
-# %% ../nbs/01_dataset.ipynb #85f34d63
 def _image_size(f:_Folder, n:str, max_pixels:int, allow_outside:bool) -> tuple:
     "`((H, W) or a problem kind, detail, path)` of one image, from its header."
     why = _name_problem(n)
@@ -534,7 +527,6 @@ def _image_size(f:_Folder, n:str, max_pixels:int, allow_outside:bool) -> tuple:
     if big: return "too_large_image", big, None
     return ("unreadable_image", "the file is truncated", None) if trunc else ((h, w), "", p)
 
-# %% ../nbs/01_dataset.ipynb #367e10cf
 def _decodes(p:str) -> bool:
     "Whether every pixel of the image file decodes."
     try:
@@ -561,7 +553,7 @@ def _image_sizes(root:Path, names:list[str], decode:bool=False, max_pixels:int=M
     if decode: _decode_all({n: r[2] for n, r in res.items() if r[2]}, sizes, detail)
     return sizes, detail
 
-# %% ../nbs/01_dataset.ipynb #d04c7ca5
+# %% ../nbs/01_dataset.ipynb #3b710f58
 def _entry_shape(e) -> str|None:
     "What is wrong with an entry's fields, if anything."
     if not isinstance(e, dict): return f"entry is a {type(e).__name__}, not an object"
@@ -585,7 +577,6 @@ def _budget_problems(e) -> list[tuple[str, str]]:
     turns = 1 if len(e["text"]) == 1 else min(len(e["text"]), len(e["mask"]))
     return out + ([("too_many_objects", f"{turns} objects")] if turns > MAX_OBJECTS else [])
 
-# %% ../nbs/01_dataset.ipynb #3b710f58
 def _polygon_problems(poly, where:str) -> tuple[list[tuple[str, str]], np.ndarray|None]:
     "Problems of one flat polygon and its `(K, 2)` coordinates when they are usable."
     types = set(map(type, poly)) if isinstance(poly, list) else {type(poly)}   # type() of every value, in C: fast
@@ -610,7 +601,7 @@ def guess_canvas(h:int, w:int, max_x:float, max_y:float) -> tuple[int, int]:
     if cw is None or cw > 1.25 * need: cw = int(math.ceil(need / 32) * 32)
     return int(round(cw * h / w)), cw
 
-# %% ../nbs/01_dataset.ipynb #71926547
+# %% ../nbs/01_dataset.ipynb #16c4a62b
 def _scale_evidence(v:np.ndarray, h:int, w:int) -> bool:
     "Whether vertices `v (N, 2)` look annotated on a larger canvas: both sides overshot, a third of them beyond."
     mx, my = v.max(0)
@@ -640,7 +631,6 @@ def _bounds_problems(ext:dict, sizes:dict) -> tuple[list[Problem], dict]:
                                                        f"a {c[1]}×{c[0]} canvas, scale ×{w/c[1]:.4g}"))
     return sorted(probs, key=lambda p: p.entry), canvas
 
-# %% ../nbs/01_dataset.ipynb #16c4a62b
 def _object_problems(i:int, e:dict, size) -> tuple[list[Problem], list]:
     "Polygon and empty-object problems of entry `i` (objects as the object policy forms them), and its usable polygons."
     probs, n, good, item, polys = [], e["image"], [], [], []
@@ -675,7 +665,7 @@ class CheckReport:
     @property
     def exit_code(self) -> int: return 1 if self.errors() else 0
 
-# %% ../nbs/01_dataset.ipynb #87b5f205
+# %% ../nbs/01_dataset.ipynb #91e4b809
 def _image_files(root:Path) -> set[str]:
     "Image file names in the data folder (beside annotations.json and in images/)."
     d = ann_path(root).parent
@@ -693,7 +683,6 @@ def _entry_problems(entries:list) -> tuple[list[Problem], list[int], dict]:
         seen.setdefault(e["image"], i); good.append(i)
     return probs, good, seen
 
-# %% ../nbs/01_dataset.ipynb #91e4b809
 def _content_problems(i:int, e:dict, s, strict:bool) -> tuple[list[Problem], list]:
     "Text and polygon problems of well-formed entry `i` whose image size (or problem kind) is `s`; its polygons."
     n, probs = e["image"], []

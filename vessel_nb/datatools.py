@@ -25,10 +25,7 @@ __all__ = ['FAKE_NAMES', 'GROUPINGS', 'MASK_SUFFIXES', 'vessel_tree', 'branch_po
            'mask_to_polygons', 'find_mask_pairs', 'write_data', 'import_masks', 'import_coco', 'import_labelme',
            'usable_entries', 'stats', 'format_stats', 'sample_view', 'preview', 'browser', 'main']
 
-# %% ../nbs/02_datatools.ipynb #93f996f5
-FAKE_NAMES = ["Alex Sample", "Bea Synthetic", "Cal Demo", "Dee Example", "Eli Fixture", "Fay Mock", "Gus Dummy",
-              "Hal Testcase", "Ivy Phantom", "Jo Placeholder", "Kit Madeup", "Lou Fictive"]
-
+# %% ../nbs/02_datatools.ipynb #6807abcc
 def _branch(rng, start, angle:float, width:float, length:float, size:int) -> tuple[np.ndarray, np.ndarray]:
     "Centre line `(M, 2)` and widths `(M,)` of one wandering, tapering branch that stays inside the image."
     step, pts, ws = max(size / 64, 2.0), [np.asarray(start, float)], [width]
@@ -40,7 +37,6 @@ def _branch(rng, start, angle:float, width:float, length:float, size:int) -> tup
         pts.append(p); ws.append(w)
     return np.array(pts), np.array(ws)
 
-# %% ../nbs/02_datatools.ipynb #6807abcc
 def vessel_tree(rng:np.random.Generator, size:int, max_branches:int=8) -> list[tuple[np.ndarray, np.ndarray]]:
     "Branches `[(centre line, widths), ...]` of one random coronary-like tree."
     side = rng.integers(4)
@@ -105,6 +101,9 @@ def synth_video(rng, size:int, frames:int) -> list[tuple[np.ndarray, list]]:
     return out
 
 # %% ../nbs/02_datatools.ipynb #919ab224
+FAKE_NAMES = ["Alex Sample", "Bea Synthetic", "Cal Demo", "Dee Example", "Eli Fixture", "Fay Mock", "Gus Dummy",
+              "Hal Testcase", "Ivy Phantom", "Jo Placeholder", "Kit Madeup", "Lou Fictive"]
+
 def synth_name(rng, v:int, frame:int) -> str:
     "A file name in the common export pattern, with a fake patient: `{Name}({id})_{series}_{n}_{8-hex}_frame_{6-digit}.png`."
     r = random.Random(f"{v}")
@@ -289,7 +288,7 @@ def import_masks(src:str|Path, out:str|Path, text:str="blood vessel", threshold:
     n = write_data(out, _mask_items(src, pairs, text, threshold, empty), [src])
     return {"entries": n, "empty_masks_skipped": [display_name(e, salt=dataset_salt(out)) for e in empty]}
 
-# %% ../nbs/02_datatools.ipynb #78da4b13
+# %% ../nbs/02_datatools.ipynb #6e3254f2
 def _real_size(p:Path) -> tuple[int, int]:
     "`(H, W)` of an image file."
     try:
@@ -309,7 +308,6 @@ def _group(objs:list[tuple[str, list]], text:str|None) -> tuple[list, list]:
     labels = sorted({l for l, _ in objs})
     return [[p for l2, ps in objs if l2 == l for p in ps] for l in labels], labels
 
-# %% ../nbs/02_datatools.ipynb #6e3254f2
 def _coco_items(coco:dict, imdir:Path, text:str|None, info:Counter):
     "`(image, entry)` of every COCO image with annotations."
     cats, anns = {c["id"]: c["name"] for c in coco.get("categories", [])}, defaultdict(list)
@@ -333,7 +331,7 @@ def import_coco(src:str|Path, out:str|Path, text:str|None="blood vessel", images
     n = write_data(out, _coco_items(coco, imdir, text, info), [src])   # an output beside the images is fine
     return {"entries": n, **info}
 
-# %% ../nbs/02_datatools.ipynb #834b05c9
+# %% ../nbs/02_datatools.ipynb #bbd45cf3
 def _shape_polygon(s:dict) -> list[float]|None:
     "Flat polygon of a LabelMe shape (polygon, rectangle, circle), or None for shapes without area."
     pts, kind = np.asarray(s.get("points", []), np.float64).reshape(-1, 2), s.get("shape_type") or "polygon"
@@ -370,7 +368,6 @@ def _labelme_items(files:list[Path], text:str|None, tmp:Path, info:Counter):
         if (rh, rw) != (h, w): e = _rescaled(e, w / rw, h / rh); info["rescaled"] += 1
         yield p, e
 
-# %% ../nbs/02_datatools.ipynb #bbd45cf3
 def import_labelme(src:str|Path, out:str|Path, text:str|None="blood vessel") -> dict:
     "Convert a folder of LabelMe JSON files to a new data folder `out`; `text=None` keeps one object per label."
     src, info = Path(src), Counter(rescaled=0)
@@ -495,7 +492,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--real-names", action="store_true", help="name the PNGs by real file names")
     return p
 
-# %% ../nbs/02_datatools.ipynb #dcaba46a
+# %% ../nbs/02_datatools.ipynb #13ac11de
 def _cmd_check(a) -> int:
     r = check(a.dir, a.strict, a.decode, a.max_pixels, a.allow_outside)
     print(json.dumps(report_json(r, a.real_names), indent=1) if a.json else format_report(r, a.examples, a.real_names))
@@ -521,7 +518,6 @@ def _cmd_stats(a) -> int: s = stats(a.dir); print(json.dumps(s, indent=1) if a.j
 def _cmd_synth(a) -> int: print(f"wrote {len(synth(a.out, a.videos, a.frames, a.size, a.seed))} frames to {a.out}")
 def _cmd_preview(a) -> int: print(f"wrote {len(preview(a.dir, a.out, a.n, a.seed, a.real_names))} previews to {a.out}")
 
-# %% ../nbs/02_datatools.ipynb #13ac11de
 _COMMANDS = dict(check=_cmd_check, split=_cmd_split, synth=_cmd_synth, stats=_cmd_stats, preview=_cmd_preview, **{"import": _cmd_import})
 
 def main(argv:list[str]|None=None) -> int:
