@@ -6,18 +6,18 @@ Docs: https://vessel-nb.github.io/vessel_nb/train.html.md"""
 
 # %% auto #0
 __all__ = ['PRESET_DEFAULTS', 'OPERATIONAL', 'RANGES', 'MODEL_RANGES', 'LOSS_KEYS', 'RUN_FILES', 'LOCK_FILE', 'WRAP_SUFFIXES',
-           'TrainError', 'TrainingDiverged', 'TrainConfig', 'resolve_config', 'bad_types', 'check_types',
-           'check_config', 'model_config', 'check_model', 'load_config', 'config_yaml', 'build_parser', 'parse_args',
-           'warmup_iters', 'get_lr', 'samples_per_rank', 'shard_indices', 'Plan', 'make_plan', 'describe_plan',
-           'batch_position', 'batch_indices', 'rng_state', 'set_rng_state', 'git_state', 'package_versions', 'Parts',
-           'check_data', 'build_parts', 'model_val_scores', 'config_diff', 'intact_checkpoint', 'find_resume',
-           'set_aside', 'init_work_dir', 'lock_stale', 'acquire_lock', 'release_lock', 'fsdp_wrap_classes',
-           'make_accelerator', 'memory_report', 'oom_message', 'make_optimizer', 'to_device', 'Run', 'on_main',
-           'enable_gradient_checkpointing', 'upcast_trainable', 'setup', 'trainable_state', 'optimizer_state',
-           'load_optimizer_state', 'checkpoint', 'check_resume', 'restore', 'BadSample', 'EpochIndexed', 'Collate',
-           'run_batches', 'train_step', 'log_train', 'validate', 'cadence', 'out_of_time', 'any_rank',
-           'bad_sample_text', 'stop_at_bad_sample', 'validate_or_stop', 'fit', 'provenance', 'record_training_set',
-           'end_session', 'check_splits', 'open_run', 'train', 'run_session', 'main']
+           'TrainError', 'TrainingDiverged', 'TrainConfig', 'bad_types', 'check_types', 'check_config', 'model_config',
+           'check_model', 'resolve_config', 'load_config', 'config_yaml', 'build_parser', 'parse_args', 'warmup_iters',
+           'get_lr', 'samples_per_rank', 'shard_indices', 'Plan', 'make_plan', 'describe_plan', 'batch_position',
+           'batch_indices', 'rng_state', 'set_rng_state', 'git_state', 'package_versions', 'Parts', 'model_val_scores',
+           'check_data', 'build_parts', 'config_diff', 'intact_checkpoint', 'find_resume', 'set_aside', 'init_work_dir',
+           'lock_stale', 'acquire_lock', 'release_lock', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report',
+           'oom_message', 'make_optimizer', 'to_device', 'Run', 'on_main', 'enable_gradient_checkpointing',
+           'upcast_trainable', 'setup', 'trainable_state', 'optimizer_state', 'load_optimizer_state', 'checkpoint',
+           'check_resume', 'restore', 'BadSample', 'EpochIndexed', 'Collate', 'run_batches', 'train_step', 'log_train',
+           'validate', 'cadence', 'out_of_time', 'any_rank', 'bad_sample_text', 'stop_at_bad_sample',
+           'validate_or_stop', 'fit', 'provenance', 'record_training_set', 'end_session', 'check_splits', 'open_run',
+           'train', 'run_session', 'main']
 
 # %% ../nbs/06_train.ipynb #d35ed1d6
 import argparse, datetime, errno, functools, importlib.metadata, json, math, os, platform, random, shutil, socket, subprocess, sys, time, typing
@@ -85,20 +85,6 @@ PRESET_DEFAULTS = {
 # Fields that may differ when a run is resumed: they change how it is run, not what it computes.
 OPERATIONAL = ("data", "work_dir", "resume", "overwrite", "stop_at", "time_limit", "num_workers", "keep", "save_every", "compile",
                "eval_every", "log_every")
-
-# %% ../nbs/06_train.ipynb #bd141188
-def resolve_config(cfg:TrainConfig) -> TrainConfig:
-    "Fill the unset (`None`) fields from the preset defaults and the site settings, then check every field."
-    check_types(cfg)
-    d = PRESET_DEFAULTS.get(cfg.preset, PRESET_DEFAULTS["*"])
-    cfg = replace(cfg, **{k: d[k] for k in ("lr", "save_every") if getattr(cfg, k) is None})  # 0 stays 0 (and is refused)
-    if cfg.max_iters is None and cfg.epochs is None:
-        cfg = replace(cfg, max_iters=d.get("max_iters"), epochs=d.get("epochs"))
-    if cfg.eval_every is None: cfg = replace(cfg, eval_every=cfg.save_every)
-    if cfg.data is None: cfg = replace(cfg, data=str(setting("paths.data") or "data/sample"))
-    if cfg.work_dir is None: cfg = replace(cfg, work_dir=str(Path(setting("paths.work") or "runs")/f"train-{cfg.preset}"))
-    check_config(cfg); check_model(cfg)
-    return cfg
 
 # %% ../nbs/06_train.ipynb #2b259c55
 def _flag(k:str) -> str: return "--" + k.replace("_", "-")
@@ -190,6 +176,20 @@ def check_model(cfg:TrainConfig):
     side = next((int(o.rsplit("=", 1)[1]) for o in over if o.startswith("++model.image_size=")), 1024)
     if side != m.data.sam_size: raise TrainError(f"--model data.sam_size={m.data.sam_size}: the SAM2 of preset {cfg.preset!r} "
         f"takes {side}; drop the override (the scratch presets take any multiple of 32)")
+
+# %% ../nbs/06_train.ipynb #bd141188
+def resolve_config(cfg:TrainConfig) -> TrainConfig:
+    "Fill the unset (`None`) fields from the preset defaults and the site settings, then check every field."
+    check_types(cfg)
+    d = PRESET_DEFAULTS.get(cfg.preset, PRESET_DEFAULTS["*"])
+    cfg = replace(cfg, **{k: d[k] for k in ("lr", "save_every") if getattr(cfg, k) is None})  # 0 stays 0 (and is refused)
+    if cfg.max_iters is None and cfg.epochs is None:
+        cfg = replace(cfg, max_iters=d.get("max_iters"), epochs=d.get("epochs"))
+    if cfg.eval_every is None: cfg = replace(cfg, eval_every=cfg.save_every)
+    if cfg.data is None: cfg = replace(cfg, data=str(setting("paths.data") or "data/sample"))
+    if cfg.work_dir is None: cfg = replace(cfg, work_dir=str(Path(setting("paths.work") or "runs")/f"train-{cfg.preset}"))
+    check_config(cfg); check_model(cfg)
+    return cfg
 
 # %% ../nbs/06_train.ipynb #4150cc27
 def _yaml_value(f, v):
@@ -359,6 +359,20 @@ class Parts:
 
 LOSS_KEYS = ("loss", "loss_mask", "loss_dice", "loss_llm")
 
+# %% ../nbs/06_train.ipynb #73e15d70
+def model_val_scores(model, batch:dict, threshold:float=0.5) -> list[tuple[float, float]]:
+    "Per-sample `(dice, iou)` of the union of the decoded objects vs the union of the targets (teacher-forced)."
+    from vessel_nb.metrics import segmentation_metrics
+    h, _ = model.llm_forward(batch)
+    logits, counts = model.seg_logits(h, batch["input_ids"], batch["sam_images"])   # (N, s, s), (B,)
+    m = batch["masks"][0].shape[-1]
+    prob = torch.nn.functional.interpolate(logits[:, None].float(), size=(m, m), mode="bilinear")[:, 0].sigmoid()  # (N, m, m)
+    union = lambda x: x.amax(0) if len(x) else torch.zeros(m, m, device=x.device)
+    pred = torch.stack([union(p) > threshold for p in prob.split(counts.tolist())])  # (B, m, m)
+    gt = torch.stack([union(t) > 0.5 for t in batch["masks"]])                       # (B, m, m)
+    r = segmentation_metrics(pred.cpu().numpy(), gt.cpu().numpy(), empty="one")
+    return list(zip(r["dice"].tolist(), r["iou"].tolist()))
+
 # %% ../nbs/06_train.ipynb #8eb5fe15
 def check_data(root:Path) -> Path:
     "The data folder, or a `TrainError` saying what is missing and how to make it."
@@ -384,20 +398,6 @@ def build_parts(cfg:TrainConfig, device=None) -> Parts:
     val_ds = VesselDataset(root, "val", mcfg.data, seed=cfg.seed) if cfg.eval_every and load_split(root, "val") else None
     return Parts(model, train_ds, val_ds, Collator(model.tokenizer, mcfg), model_val_scores, model.identity(),
                  data_fingerprint(root), split_fingerprints(root), sorted(load_split(root, "train")), mcfg.to_dict())
-
-# %% ../nbs/06_train.ipynb #73e15d70
-def model_val_scores(model, batch:dict, threshold:float=0.5) -> list[tuple[float, float]]:
-    "Per-sample `(dice, iou)` of the union of the decoded objects vs the union of the targets (teacher-forced)."
-    from vessel_nb.metrics import segmentation_metrics
-    h, _ = model.llm_forward(batch)
-    logits, counts = model.seg_logits(h, batch["input_ids"], batch["sam_images"])   # (N, s, s), (B,)
-    m = batch["masks"][0].shape[-1]
-    prob = torch.nn.functional.interpolate(logits[:, None].float(), size=(m, m), mode="bilinear")[:, 0].sigmoid()  # (N, m, m)
-    union = lambda x: x.amax(0) if len(x) else torch.zeros(m, m, device=x.device)
-    pred = torch.stack([union(p) > threshold for p in prob.split(counts.tolist())])  # (B, m, m)
-    gt = torch.stack([union(t) > 0.5 for t in batch["masks"]])                       # (B, m, m)
-    r = segmentation_metrics(pred.cpu().numpy(), gt.cpu().numpy(), empty="one")
-    return list(zip(r["dice"].tolist(), r["iou"].tolist()))
 
 # %% ../nbs/06_train.ipynb #bdd30813
 RUN_FILES = ("config.yaml", "provenance.json", "train_log.jsonl", "val_log.jsonl", "latest", "best")
@@ -979,5 +979,4 @@ def main(argv:list[str]|None=None):
     "CLI entry point: `accelerate launch -m vessel_nb.train [flags]`; exits with `run_cli`'s status."
     sys.exit(run_cli(_cli, argv))
 
-# %% ../nbs/06_train.ipynb #6478d991
 if __name__ == "__main__" and not in_notebook(): main()  # a function, not `IN_NOTEBOOK`: nbdev-test imports fastcore before its shell exists
