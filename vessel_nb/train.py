@@ -772,9 +772,10 @@ def log_train(run:Run, n:int, window:list, dt:float) -> dict:
     bad = (~torch.isfinite(v)).any(1).nonzero()
     if len(bad):
         at = n - len(window) + 1 + bad[0].item()
-        last = checkpoints(run.work)[-1].name if checkpoints(run.work) else "none yet"
-        raise TrainingDiverged(f"loss is {v[bad[0].item(), 0].item()} at iteration {at}: stopped; the last good checkpoint "
-            f"is {run.work}/{last}. Lower --lr or raise --warmup, then --resume (or start with --overwrite)")
+        cks = checkpoints(run.work)
+        then = (f"the last good checkpoint is {cks[-1]}. Lower --lr or raise --warmup, then --resume (or start with --overwrite)"
+                if cks else "no checkpoint was written yet. Lower --lr or raise --warmup and start again with --overwrite")
+        raise TrainingDiverged(f"loss is {v[bad[0].item(), 0].item()} at iteration {at}: stopped; {then}")
     k, mean = len(window), v.mean(0).tolist()
     rec = dict(iter=n, epoch=round(n / run.plan.iters_per_epoch, 4), lr=get_lr(n - 1, run.cfg.lr, run.warmup, run.plan.max_iters),
                **dict(zip(LOSS_KEYS, mean)), sec_per_iter=dt / k, samples_per_s=run.cfg.batch_size * run.plan.world * k / dt,
