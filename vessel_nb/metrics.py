@@ -20,11 +20,10 @@ __all__ = ['EMPTY_POLICIES', 'METRICS', 'MetricsError', 'as_masks', 'mask_pair',
            'summarize', 'SegMetrics', 'as_probs', 'binarize', 'threshold_grid', 'threshold_bins', 'curve_hist',
            'ThresholdCurve', 'nanmean', 'LeakageError', 'ThresholdChoice', 'choose_threshold']
 
-# %% ../nbs/03_metrics.ipynb #b0e5a9d4
+# %% ../nbs/03_metrics.ipynb #5c477467
 class MetricsError(UserError, ValueError):
     "Masks, probabilities or a policy that cannot be scored; the message says how to fix them."
 
-# %% ../nbs/03_metrics.ipynb #5c477467
 def as_masks(x, # masks: numpy or torch, `(H, W)` or `(B, H, W)`, bool or {0, 1}
              name:str="mask" # what the error message calls it
             ) -> np.ndarray: # bool `(B, H, W)`

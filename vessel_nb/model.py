@@ -359,14 +359,13 @@ class VesselSa2VA(nn.Module):
         "Autocast to the compute dtype on the model's device (off in float32)."
         return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
 
-# %% ../nbs/04_model.ipynb #ea971332
+# %% ../nbs/04_model.ipynb #0954da5b
 def keep_input_dtype(vlm):
     "Stop peft casting LoRA inputs to the float32 adapter dtype: under bf16 autocast that cast copies every activation."
     for m in vlm.modules():
         if hasattr(m, "cast_input_dtype_enabled"): m.cast_input_dtype_enabled = False
     return vlm
 
-# %% ../nbs/04_model.ipynb #0954da5b
 @patch
 def apply_training_policy(self:VesselSa2VA):
     "Freeze everything, add LoRA/`[SEG]` rows with peft when `lora` trains, unfreeze (as float32) the groups in `cfg.train`."
