@@ -35,7 +35,7 @@ def settings_path() -> Path|None:
     p = Path(__file__).resolve().parent.parent/"settings.ini" if "__file__" in globals() else None
     return p if p is not None and p.is_file() else None
 
-# %% ../nbs/00_core.ipynb #47d7e7a0
+# %% ../nbs/00_core.ipynb #3eae74dc
 def _parse_value(key:str, v:str, base:Path):
     "Typed value: empty → None, ints, floats, booleans; `paths.*` resolved relative to `base`."
     v = v.strip()
@@ -48,7 +48,6 @@ def _parse_value(key:str, v:str, base:Path):
         except ValueError: pass
     return v
 
-# %% ../nbs/00_core.ipynb #24282c39
 def site_settings(path:str|Path|None=None) -> dict:
     "Flat `{'section.key': value}` dict of `settings.ini` (empty dict when there is none)."
     p = Path(path) if path else settings_path()
@@ -59,7 +58,6 @@ def site_settings(path:str|Path|None=None) -> dict:
     except configparser.Error as e: raise DataError(f"{p}: cannot parse ({e}); fix the line it names") from None
     return {f"{s}.{k}": _parse_value(f"{s}.{k}", v, p.parent) for s in cp.sections() for k, v in cp[s].items()}
 
-# %% ../nbs/00_core.ipynb #14e18e73
 def setting(key:str, # "section.key", e.g. "paths.data"
             default=None, # returned when the key is missing or empty
             path:str|Path|None=None): # settings file (default: `settings_path()`)
