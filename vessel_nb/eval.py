@@ -401,14 +401,13 @@ def images_fingerprint(names:list[str]) -> str:
     "sha256 of sorted image names (as `vessel_nb.dataset.split_fingerprints`)."
     return digest("\n".join(sorted(names)))
 
+# %% ../nbs/09_eval.ipynb #b5d29e23
 def _leak(status:str, why:str, n_eval:int, record:dict|None, by_name:list=(), by_content:list=(), n:int|None=0, flag:str|None=None) -> dict:
     "The leakage fields of metrics.json."
     ov = dict(status=status, n=n, images=list(dict.fromkeys([*by_name, *by_content])), by_name=list(by_name), by_content=list(by_content),
               n_evaluated=n_eval, n_training=(record or {}).get("n"), acknowledged=flag is not None, flag=flag)
     return dict(leakage=status, leakage_reason=why, leakage_acknowledged=flag is not None, overlap=ov)
 
-
-# %% ../nbs/09_eval.ipynb #b5d29e23
 def leakage_record(record:dict|None, # the model's training record (`training_set.json`), None when it has none
                    root:str|Path, split:str, names:list[str], # the evaluated images
                    allow_overlap:bool=False, allow_unknown:bool=False, real_names:bool=False) -> dict:
@@ -671,7 +670,6 @@ def _summary(cfg:EvalConfig, r:dict) -> str:
     lines.append("  " + "  ".join(f"{k} {r[k]:.4f}±{r[k + '_std']:.4f}" for k in ("dice", "iou", "accuracy", "cldice") if k in r and r[k] == r[k]))
     return "\n".join(lines + [f"  -> {resolve_paths(replace(cfg, split=r['split']))[1]}"])
 
-# %% ../nbs/09_eval.ipynb #c1e7f3a5
 def _run(cfg:EvalConfig):
     "Evaluate one model (or every checkpoint of a work folder) and print a summary."
     try:
@@ -688,14 +686,9 @@ def main(argv:list[str]|None=None) -> int:
     except EvalError as e: print(f"error: {e}", file=sys.stderr); return EXIT_USAGE
     return run_cli(_run, cfg)
 
-# %% ../nbs/09_eval.ipynb #61b95f80
 if __name__ == "__main__" and not in_notebook(): sys.exit(main())  # a function: nbdev-test's shell starts after fastcore is imported
 
 # %% ../nbs/09_eval.ipynb #73205334
-def _png(rgb:np.ndarray) -> bytes:
-    import cv2
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)); return buf.tobytes()
-
 def playground_view(sample:EvalSample, prob:np.ndarray, threshold:float) -> tuple[np.ndarray, dict]:
     "`(image | prediction overlay | error map as one RGB strip, the image's metrics)`."
     pred = binarize(prob, threshold)[0]
@@ -704,6 +697,10 @@ def playground_view(sample:EvalSample, prob:np.ndarray, threshold:float) -> tupl
     return np.concatenate([g, overlay(sample.image, pred), error_map(pred, sample.gt)], 1), m  # (H, 3W, 3)
 
 # %% ../nbs/09_eval.ipynb #6c483a96
+def _png(rgb:np.ndarray) -> bytes:
+    import cv2
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)); return buf.tobytes()
+
 def playground(model, # anything with `predict_proba(image)`; a `prompt` attribute enables the prompt box
                samples, # sequence of `EvalSample` (e.g. `EvalSplit(data, "val")`)
                threshold:float=0.5):
