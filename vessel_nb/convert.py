@@ -90,7 +90,7 @@ def model_card(info:dict) -> str:
         f"model = load('{info['name']}')\npred = VesselPredictor(model, threshold=0.5).predict('frame.png')\n"
         'pred.prob, pred.mask  # float32 probability map and boolean mask at the image size\n```', ''])
 
-# %% ../nbs/08_convert.ipynb #ebf105ab
+# %% ../nbs/08_convert.ipynb #cf0a0005
 TOLERANCE = {'float32': 1e-4, 'bfloat16': 0.05, 'float16': 0.02}
 
 def _generation_check(model, exported, images:list) -> str:
@@ -102,7 +102,6 @@ def _generation_check(model, exported, images:list) -> str:
     if not n: return f'same text {a[0].text!r}, no [SEG] generated'
     return f'same text, {n} [SEG] generated, max |Δprob| {max(float(np.abs(x.prob - y.prob).max()) for x, y in zip(a, b)):.3g}'
 
-# %% ../nbs/08_convert.ipynb #cf0a0005
 def check_flags(dtype:str='bfloat16', tolerance:float|None=None, device='cpu'):
     "Refuse an export dtype, self-test tolerance or device that cannot work, naming the flag."
     if dtype not in TOLERANCE: raise ConvertError(f'--dtype {dtype}: choose one of {list(TOLERANCE)}')
@@ -113,7 +112,7 @@ def check_flags(dtype:str='bfloat16', tolerance:float|None=None, device='cpu'):
     check_device(device)
 
 
-# %% ../nbs/08_convert.ipynb #e4009b4c
+# %% ../nbs/08_convert.ipynb #8915d536
 def selftest_figure(ref:torch.Tensor, got:torch.Tensor, # (N, s, s) training / export probability maps
                     path:Path):
     "Training vs export probability maps and their |difference|, one row per image."
@@ -126,7 +125,6 @@ def selftest_figure(ref:torch.Tensor, got:torch.Tensor, # (N, s, s) training / e
             a.imshow(im.numpy(), cmap='magma', **kw); a.set_title(t, fontsize=9); a.axis('off')
     fig.tight_layout(); fig.savefig(path, dpi=72); plt.close(fig)
 
-# %% ../nbs/08_convert.ipynb #8915d536
 def run_selftest(model, folder:Path, tolerance:float) -> dict:
     "Load `folder` with `vessel_nb.model.load` and compare its probability maps with `model`'s."
     from vessel_nb.model import load
@@ -184,7 +182,7 @@ def _lora_of(mc:dict) -> dict|None:
 def _version() -> str:
     from vessel_nb import __version__; return __version__
 
-# %% ../nbs/08_convert.ipynb #cf0a0007
+# %% ../nbs/08_convert.ipynb #e2c5af31
 def _ts_info(ck:Checkpoint) -> dict:
     "Whether a checkpoint records its training set (`training_set.json`), and how many images it holds."
     rec = training_set(ck)
@@ -205,7 +203,6 @@ def _write_export(model, ck:Checkpoint, out:Path, tmp:Path, dtype:str, tolerance
     write_checksums(tmp)
     return info
 
-# %% ../nbs/08_convert.ipynb #e2c5af31
 def export(ckpt, # work folder (its latest checkpoint), `iter_N/` folder or `latest`/`best` pointer file
            out, # new folder for the exported model (never the checkpoint, its work folder, inside or around them)
            dtype:str='bfloat16', # weights dtype: bfloat16 (default), float16 or float32
@@ -338,5 +335,4 @@ def _run(a):
     try: a.fn(a)
     except OSError as e: raise ConvertError(str(e)) from None
 
-# %% ../nbs/08_convert.ipynb #42385bab
 if __name__ == '__main__' and not in_notebook(): main()  # a function: nbdev-test imports fastcore before its shell exists
