@@ -61,7 +61,7 @@ def write_pointer(work, name:str, ckpt):
     if ckpt is None: p.unlink(missing_ok=True)
     else: write_text(p, Path(ckpt).name + "\n")
 
-# %% ../nbs/05_checkpoint.ipynb #b21ba97a
+# %% ../nbs/05_checkpoint.ipynb #4154cab4
 def _write_files(d:Path, trainable:dict, meta:dict, optimizer, rng, sampler, training_set:dict|None):
     "The files of a checkpoint, into folder `d`; a resume file whose state is None is not written."
     save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, str(d/WEIGHTS))
@@ -71,7 +71,6 @@ def _write_files(d:Path, trainable:dict, meta:dict, optimizer, rng, sampler, tra
     write_json(d/META, meta, indent=1)
     if training_set is not None: write_json(d/TRAINING_SET_FILE, training_set)
 
-# %% ../nbs/05_checkpoint.ipynb #4154cab4
 try: from safetensors import SafetensorError as _SafetensorError
 except ImportError: _SafetensorError = OSError
 
@@ -167,7 +166,7 @@ class Checkpoint:
     @property
     def iter(self) -> int|None: return self.meta.get("iter")
 
-# %% ../nbs/05_checkpoint.ipynb #75e8d740
+# %% ../nbs/05_checkpoint.ipynb #62af7e30
 ACCEPTED = ("a work folder (its `latest` checkpoint), a checkpoint folder WORK/iter_N, a `latest` or `best` pointer file, "
             "an exported model folder, or an official Sa2VA `iter_N.pth` file or DeepSpeed `iter_N.pth/` folder")
 
@@ -184,7 +183,6 @@ def _is_exported(p:Path) -> bool:
 def _is_official(p:Path) -> bool:
     return (p.is_file() and p.suffix in (".pth", ".pt")) or (p.is_dir() and (p.suffix == ".pth" or any(p.glob("*mp_rank_00_model_states.pt"))))
 
-# %% ../nbs/05_checkpoint.ipynb #62af7e30
 def _pointed(p:Path) -> Path:
     "The checkpoint folder meant by a pointer file or a work folder (its `latest`); else `p`."
     if p.is_file() and p.name in ("latest", "best"): return read_pointer(p.parent, p.name)
@@ -226,7 +224,7 @@ def training_set(ck:Checkpoint|str|Path) -> dict|None:
         raise CheckpointError(f"{p}: not a version-1 training record; the checkpoint is damaged: copy it again")
     return rec
 
-# %% ../nbs/05_checkpoint.ipynb #48653159
+# %% ../nbs/05_checkpoint.ipynb #a2ce36bb
 WEIGHT_FIELDS = ("llm", "sam2_checkpoint")   # the `ModelConfig` fields that are paths of this machine
 
 def _recorded_config(ck:Checkpoint) -> dict:
@@ -241,7 +239,6 @@ def _here(tc:dict):
     try: return vm.get_config(tc["preset"], **(tc.get("model") or {}))
     except (TypeError, ValueError) as e: raise CheckpointError(f"the run's --model overrides do not apply here: {_one_line(e)}") from None
 
-# %% ../nbs/05_checkpoint.ipynb #a2ce36bb
 def model_config(ck:Checkpoint|str|Path, weights:dict|None=None): # {"llm": folder, "sam2_checkpoint": file} to use instead
     "The checkpoint's `ModelConfig` with this machine's base-weight paths (settings.ini), overridden by `weights`."
     from vessel_nb.model import ModelConfig
