@@ -30,7 +30,7 @@ __all__ = ['OVERWRITE', 'ALL_LINEAR', 'OFFICIAL_RULES', 'OUR_RULES', 'HIDDEN_AXE
            'official_logical', 'check_width', 'base_config', 'import_config', 'split_rows', 'effective_rows',
            'RowsDiffer', 'map_official', 'write_imported', 'official_input', 'import_sa2va']
 
-# %% ../nbs/07_official.ipynb #8bfed1e8
+# %% ../nbs/07_official.ipynb #bfee25ef
 class Foreign:
     "Inert stand-in for an object of a class found in a pickle (never executed)."
     _name = '?'
@@ -43,7 +43,6 @@ def _stub(name:str): # dotted name of the foreign class or function
     mod, _, qual = name.rpartition('.')
     return type(qual, (Foreign,), {'__module__': mod, '__qualname__': qual, '_name': name})
 
-# %% ../nbs/07_official.ipynb #bfee25ef
 def safe_load(path, # a `torch.save` file
              ) -> dict:
     "Load `path` with `weights_only=True`, standing in inert stubs for foreign classes."
@@ -68,7 +67,7 @@ def deepspeed_files(folder:Path) -> dict:
         f'{folder}: no `*mp_rank_00_model_states.pt` inside; is this a DeepSpeed checkpoint folder (iter_N.pth/)?')
     return dict(model=model, optim=optim)
 
-# %% ../nbs/07_official.ipynb #8fd0bc41
+# %% ../nbs/07_official.ipynb #771e3f8d
 def _zero2_group(parts:list, shapes:dict) -> dict:
     "Rebuild one ZeRO-1/2 parameter group from its per-rank flat fp32 partitions."
     flat, out, off = torch.cat([p.flatten() for p in parts]), {}, 0
@@ -85,7 +84,6 @@ def _zero3_group(parts:list, shapes:dict) -> dict:
         out[name] = torch.cat([p.flatten()[off:off+k] for p in parts])[:n].view(*shape).clone(); off += k
     return out
 
-# %% ../nbs/07_official.ipynb #771e3f8d
 def zero_state_dict(optim_states:list, # per-rank `optimizer_state_dict`s, rank order
                     param_shapes:list, # DeepSpeed's `param_shapes`: one {name: shape} per parameter group
                    ) -> dict:
@@ -97,6 +95,7 @@ def zero_state_dict(optim_states:list, # per-rank `optimizer_state_dict`s, rank 
     for g, shapes in enumerate(param_shapes):
         sd.update(rebuild([o[key][g] for o in optim_states], shapes))
     return sd
+
 
 # %% ../nbs/07_official.ipynb #000f558a
 @dataclass
@@ -172,7 +171,7 @@ def parse_cfg_text(text:str) -> dict:
             env[node.targets[0].id] = _value(node.value, env)
     return env
 
-# %% ../nbs/07_official.ipynb #0b1fdf48
+# %% ../nbs/07_official.ipynb #38261ed5
 def _dicts(o):
     "Every dict nested in `o` (depth first)."
     if isinstance(o, dict):
@@ -186,7 +185,6 @@ def _first(env:dict, key:str, default=None):
     if key in env: return env[key]
     return next((d[key] for d in _dicts(env) if key in d), default)
 
-# %% ../nbs/07_official.ipynb #38261ed5
 ALL_LINEAR = 'all linear layers of the language model (xtuner find_all_linear_names)'
 
 def cfg_summary(text:str) -> dict:
@@ -201,7 +199,8 @@ def cfg_summary(text:str) -> dict:
                 template=env.get('template'), lr=env.get('lr'),
                 loss_weights={k: _first(env, k, {}).get('loss_weight') for k in ('loss_mask', 'loss_dice')})
 
-# %% ../nbs/07_official.ipynb #7b49e8d1
+
+# %% ../nbs/07_official.ipynb #626fa787
 _LM = r'mllm\.model\.language_model\.base_model\.model\.'
 OFFICIAL_RULES = [  # (official name pattern, logical name, part)
     (_LM + r'model\.layers\.(\d+)\.(.+)\.lora_([AB])\.default\.weight', r'lm.layers.\1.\2.lora_\3', 'lora'),
@@ -214,13 +213,13 @@ OFFICIAL_RULES = [  # (official name pattern, logical name, part)
     (r'text_hidden_fcs\.([02])\.(weight|bias)', r'seg_head.\1.\2', 'seg_head'),
 ]
 
-# %% ../nbs/07_official.ipynb #626fa787
 def logical_name(key:str, rules:list=OFFICIAL_RULES) -> tuple[str, str]|None:
     "(logical name, part) for `key` under `rules`, or None when no rule matches."
     key = re.sub(r'\.g_weight$', '.gamma', key)
     for pat, repl, part in rules:
         if re.fullmatch(pat, key): return re.sub(f'^{pat}$', repl, key), part
     return None
+
 
 # %% ../nbs/07_official.ipynb #cb6c8d25
 def count_parts(sd:dict, # name -> tensor
@@ -307,7 +306,7 @@ def _date(t) -> str|None:
     try: return time.strftime('%Y-%m-%dT%H:%M:%S', time.strptime(str(t), '%Y%m%d_%H%M%S'))
     except ValueError: return str(t) if t else None
 
-# %% ../nbs/07_official.ipynb #869f1bfa
+# %% ../nbs/07_official.ipynb #468790f1
 def _dtypes(sd:dict) -> dict:
     "Parameters per dtype."
     out = {}
@@ -316,7 +315,6 @@ def _dtypes(sd:dict) -> dict:
 
 def _progress(it, mx) -> float|None: return round(100 * it / mx, 1) if it is not None and mx else None
 
-# %% ../nbs/07_official.ipynb #468790f1
 def inspect_official(path) -> dict:
     "The checkpoint details of an official Sa2VA/xtuner checkpoint."
     ck = read_official(path)
@@ -336,7 +334,6 @@ def inspect_official(path) -> dict:
                 data_fingerprint=None, unknown_keys=[k for k in ck.state_dict if not logical_name(k)],
                 foreign_objects=ck.foreign, notes=_official_notes(ck, cfg, facts))
 
-# %% ../nbs/07_official.ipynb #8cac76d5
 def _official_notes(ck:OfficialCheckpoint, cfg:dict, facts:dict) -> list:
     "Warnings a reader of an official checkpoint needs."
     notes = ['official checkpoints do not record their training data (no data fingerprint)']
@@ -351,6 +348,7 @@ def _official_notes(ck:OfficialCheckpoint, cfg:dict, facts:dict) -> list:
         notes.append(f"config says LoRA r={cfg['lora']['r']} but the lora_A tensors have r={facts['lora_r']}")
     if ck.form == 'xtuner single file': notes.append('no optimizer state (save_optimizer=False): training cannot resume exactly')
     return notes
+
 
 # %% ../nbs/07_official.ipynb #2e34481c
 _LMO = 'mllm.model.language_model.base_model.model.'
@@ -391,7 +389,6 @@ def write_official(logical:dict, # logical name -> tensor
         torch.save({'optimizer_state_dict': o, 'ds_version': '0.15.4'},
                    Path(path)/f'bf16_zero_pp_rank_{r}_mp_rank_00_optim_states.pt')
 
-# %% ../nbs/07_official.ipynb #185bc1b4
 def _zero_shards(sd:dict, stage:int, world:int) -> list:
     "Split fp32 weights into per-rank ZeRO optimizer states, one parameter group (inverse of `zero_state_dict`)."
     vals = [v.float().flatten() for v in sd.values()]
@@ -404,6 +401,7 @@ def _zero_shards(sd:dict, stage:int, world:int) -> list:
     flat = torch.cat([flat, flat.new_zeros(k * world - flat.numel())])
     return [{'zero_stage': stage, 'partition_count': world,
              'single_partition_of_fp32_groups': [flat[r*k:(r+1)*k]]} for r in range(world)]
+
 
 # %% ../nbs/07_official.ipynb #2b0a3570
 VISION_TO_NATIVE = [  # applied in order to `vision_model.*` names
@@ -709,20 +707,7 @@ def _same(a:torch.Tensor, b:torch.Tensor) -> bool:
     "Bit-equal after casting `b` to `a`'s dtype (an official bf16 copy of an fp32 base is 'equal')."
     return a.shape == b.shape and torch.equal(a.float().cpu(), b.detach().to(a.dtype).float().cpu())
 
-# %% ../nbs/07_official.ipynb #ed88def9
-class RowsDiffer(KeyMismatch):
-    "Official base embedding rows differ from the base model's: only full copies can hold them."
-
-def _take(lk:str, logical:dict, n_base:int, specials:list, eff:dict, full:bool):
-    "Our tensor for logical name `lk` and the official name it consumed."
-    src = lk[:-5] if lk.endswith('.rows') else lk
-    if src not in ('lm.embed_tokens', 'lm.lm_head'): return logical.get(lk), lk
-    base, seg, _ = split_rows(logical[src], n_base, specials, official_name(src))
-    if not full and not _same(base, eff[src][:n_base]): raise RowsDiffer(
-        f'{official_name(src)}: base rows differ from the base model (trained full copy)')
-    return (torch.cat([base, seg[None]]) if lk == src else seg[None]), src
-
-# %% ../nbs/07_official.ipynb #6df7f573
+# %% ../nbs/07_official.ipynb #37c5cafc
 def _check_unstored(logical:dict, used:set, model, eff:dict, n_base:int, specials:list) -> list:
     "Official tensors our model does not store: each must equal our model's value; returns their names."
     dec, bad = model.sam.sam_mask_decoder.state_dict(), []
@@ -735,7 +720,18 @@ def _check_unstored(logical:dict, used:set, model, eff:dict, n_base:int, special
                               f'(frozen) values: {_show(bad)}')
     return [official_name(lk) for lk in sorted(set(logical) - used)]
 
-# %% ../nbs/07_official.ipynb #37c5cafc
+class RowsDiffer(KeyMismatch):
+    "Official base embedding rows differ from the base model's: only full copies can hold them."
+
+def _take(lk:str, logical:dict, n_base:int, specials:list, eff:dict, full:bool):
+    "Our tensor for logical name `lk` and the official name it consumed."
+    src = lk[:-5] if lk.endswith('.rows') else lk
+    if src not in ('lm.embed_tokens', 'lm.lm_head'): return logical.get(lk), lk
+    base, seg, _ = split_rows(logical[src], n_base, specials, official_name(src))
+    if not full and not _same(base, eff[src][:n_base]): raise RowsDiffer(
+        f'{official_name(src)}: base rows differ from the base model (trained full copy)')
+    return (torch.cat([base, seg[None]]) if lk == src else seg[None]), src
+
 def map_official(logical:dict, # logical name -> official tensor
                  model, # our model built by `import_config`
                  specials:list=SA2VA_SPECIALS) -> tuple[dict, set]:
@@ -749,16 +745,6 @@ def map_official(logical:dict, # logical name -> official tensor
         if t is not None: sd[name] = t.to(cur.dtype); used.add(src)
     return sd, used
 
-# %% ../nbs/07_official.ipynb #d3d44cc3
-def _build_mapped(ck, logical:dict, base:str, specials:list, device=None):
-    "Our model for an official checkpoint and the mapped state dict (tries `[SEG]` rows, then full copies)."
-    from vessel_nb.model import build_model
-    for rows in ('tokens', 'full'):
-        mc, cfg = import_config(ck, logical, base, rows)
-        model = build_model(mc, device=device)
-        try: return (model, cfg) + map_official(logical, model, specials)
-        except RowsDiffer:
-            if rows == 'full': raise
 
 # %% ../nbs/07_official.ipynb #09d7bfcb
 def write_imported(out:Path, it:int, sd:dict, meta:dict, overwrite:bool=False, inputs=()) -> Path:
@@ -778,6 +764,16 @@ def official_input(pth) -> Path:
     raise ConvertError(f'{pth}: {got}; import-sa2va takes {OFFICIAL_INPUT}')
 
 # %% ../nbs/07_official.ipynb #317e8f06
+def _build_mapped(ck, logical:dict, base:str, specials:list, device=None):
+    "Our model for an official checkpoint and the mapped state dict (tries `[SEG]` rows, then full copies)."
+    from vessel_nb.model import build_model
+    for rows in ('tokens', 'full'):
+        mc, cfg = import_config(ck, logical, base, rows)
+        model = build_model(mc, device=device)
+        try: return (model, cfg) + map_official(logical, model, specials)
+        except RowsDiffer:
+            if rows == 'full': raise
+
 def import_sa2va(pth, # official `iter_N.pth` file or DeepSpeed `iter_N.pth/` folder
                  out, # new work folder; the checkpoint goes to `out/iter_N/`
                  base:str, # preset name or native InternVL3 folder the official run was trained from
@@ -806,3 +802,4 @@ def import_sa2va(pth, # official `iter_N.pth` file or DeepSpeed `iter_N.pth/` fo
 def _src_sha(p:Path) -> str:
     "sha256 of an official checkpoint file (DeepSpeed folder: of its model-states file)."
     return sha256_file(p if p.is_file() else deepspeed_files(p)['model'][0])
+
