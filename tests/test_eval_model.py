@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 import pytest
 
-vm = pytest.importorskip("vessel_nb.model", reason="vessel_nb.model is not available yet")
+import vessel_nb.model as vm
 import shutil
 from vessel_nb.dataset import data_fingerprint, split_fingerprints, training_set, load_split, TRAINING_SET_FILE
 from vessel_nb.datatools import synth, split_data

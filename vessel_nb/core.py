@@ -114,10 +114,12 @@ def staged(out:str|Path,              # the folder to create
            hint:str="pick a new folder",  # what the refusal tells the user to do
            inputs=()):                # paths the output must not be, lie in, or contain
     "Context manager yielding a temporary folder that becomes `out` when the block succeeds; removed on failure."
-    out = Path(out); check_output(out, inputs, overwrite, hint)
+    check_output(out, inputs, overwrite, hint); out = Path(out).resolve()   # resolved: `.` has a name and a parent
     tmp, old = (out.with_name(f".{out.name}.{k}{os.getpid()}") for k in ("tmp", "old"))
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-    (tmp/OUTPUT_MARKER).write_text("written by vessel_nb; --overwrite may replace this folder\n")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+        (tmp/OUTPUT_MARKER).write_text("written by vessel_nb; --overwrite may replace this folder\n")
+    except OSError as e: raise DataError(f"{out}: cannot write there ({e.strerror}); choose a writable folder with free space") from None
     try: yield tmp
     except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     if out.exists(): os.replace(out, old)
@@ -244,7 +246,7 @@ def config_flags(p:argparse.ArgumentParser, # the parser to add the flags to
         if _is_bool(f.type) and f.default is True: p.add_argument("--no-" + flag[2:], dest=f.name, action="store_false", default=dflt, help=f"turn off: {h}")
         elif _is_bool(f.type): p.add_argument(flag, action="store_true", default=dflt, help=h)
         else: p.add_argument(flag, type=flag_type(f.type), default=dflt, choices=choices.get(f.name), metavar=f.name.upper(),
-                             help=h + (f" (default: {f.default})" if f.default not in (None, False, MISSING) else ""))
+                             help=h + (f" (default: {f.default})" if not any(f.default is x for x in (None, False, MISSING)) else ""))
     return p
 
 # %% ../nbs/00_core.ipynb #602d9bb6

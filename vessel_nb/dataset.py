@@ -483,15 +483,15 @@ def _truncated(p:Path, fmt:str) -> bool:
     if fmt not in ("PNG", "JPEG"): return False
     with open(p, "rb") as f:
         f.seek(0, 2); f.seek(max(f.tell() - 64, 0)); tail = f.read()
-    return not (tail.endswith(b"IEND\xaeB`\x82") if fmt == "PNG" else b"\xff\xd9" in tail)
+    return not (b"IEND\xaeB`\x82" in tail if fmt == "PNG" else b"\xff\xd9" in tail)
 
 def _file_header(p:str) -> tuple[int, int, bool]:
     "`(H, W, truncated)` of an image file from its first and last bytes (PNG read directly, others by PIL)."
     with open(p, "rb") as f:
         head = f.read(24)
         if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-            f.seek(0, 2); f.seek(max(f.tell() - 12, 0))
-            return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big"), f.read() != b"\x00\x00\x00\x00IEND\xaeB`\x82"
+            f.seek(0, 2); f.seek(max(f.tell() - 64, 0))   # the IEND chunk near the end (some tools append bytes after it)
+            return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big"), b"\x00\x00\x00\x00IEND\xaeB`\x82" not in f.read()
     h, w, fmt = _header_size(p)
     return h, w, _truncated(Path(p), fmt)
 

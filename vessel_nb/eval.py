@@ -368,7 +368,8 @@ def checkpoint_model(spec:str, device=None):
     "`(model in eval mode, provenance with training_set)` of the checkpoint `spec` names."
     ck = find_checkpoint(spec)
     try: model = rebuild(ck, device)
-    except (ValueError, OSError) as e:   # the model module's own one-line errors, an unreadable file
+    except UserError: raise              # already one line that says what to do
+    except (ValueError, OSError) as e:   # an unreadable file
         raise DataError(f"{ck.path}: cannot load the model ({type(e).__name__}: {' '.join(str(e).split())[:200]}); copy the folder again or re-export it") from None
     return model, dict(provenance(ck), training_set=training_record(ck))
 
