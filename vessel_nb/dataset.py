@@ -21,14 +21,14 @@ from .core import DataError, setting, write_bytes, digest
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'MAX_PIXELS', 'MAX_LENGTH', 'TURN_TOKENS', 'MAX_TEXT_CHARS',
-           'MAX_OBJECTS', 'RESERVED_TOKENS', 'TRAINING_SET_FILE', 'PROBLEMS', 'COMMON_SIDES', 'ann_path',
-           'load_annotations', 'image_path', 'as_polygons', 'rasterize', 'entry_objects', 'entry_mask', 'video_id',
-           'patient_id', 'frame_number', 'pseudonym', 'display_name', 'load_splits', 'load_split', 'names_salt',
-           'dataset_salt', 'data_fingerprint', 'split_fingerprints', 'DataConfig', 'load_image', 'write_image',
-           'tile_grid', 'internvl_tiles', 'sam_image', 'reserved_token', 'class_name', 'chat_segments', 'name_digest',
-           'image_digest', 'training_set', 'set_overlap', 'Problem', 'guess_canvas', 'CheckReport', 'check',
-           'format_report', 'report_json', 'Augment', 'augment_matrix', 'warp_polygons', 'augment', 'VesselDataset',
-           'object_masks']
+           'MAX_OBJECTS', 'RESERVED_TOKENS', 'TRAINING_SET_FILE', 'DEFAULT_TEXT', 'PROBLEMS', 'COMMON_SIDES',
+           'ann_path', 'load_annotations', 'image_path', 'as_polygons', 'rasterize', 'entry_objects', 'entry_mask',
+           'video_id', 'patient_id', 'frame_number', 'pseudonym', 'display_name', 'load_splits', 'load_split',
+           'names_salt', 'dataset_salt', 'data_fingerprint', 'split_fingerprints', 'DataConfig', 'load_image',
+           'write_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'reserved_token', 'class_name', 'chat_segments',
+           'name_digest', 'image_digest', 'training_set', 'set_overlap', 'prompt_for', 'training_text', 'Problem',
+           'guess_canvas', 'CheckReport', 'check', 'format_report', 'report_json', 'Augment', 'augment_matrix',
+           'warp_polygons', 'augment', 'VesselDataset', 'object_masks']
 
 # %% ../nbs/01_dataset.ipynb #2cda9548
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -420,11 +420,18 @@ def _threads(fn, items:list) -> list:
     if len(items) < 8: return [fn(x) for x in items]
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as ex: return list(ex.map(fn, items))
 
+def _text_counts(root, names:set) -> dict[str, int]:
+    "`{description: objects}` over the entries of `names`, most frequent first."
+    n = Counter(t.strip() for e in load_annotations(root) if e.get("image") in names
+                for t in e.get("text", []) if isinstance(t, str) and t.strip())
+    return dict(n.most_common())
+
 def training_set(root:str|Path, names:list[str]) -> dict:
-    "What a model trained on: sorted digests of the image names and of their pixels."
+    "What a model trained on: sorted digests of the image names and of their pixels, and the descriptions it saw."
     names = sorted(set(names)); salt = dataset_salt(root)
     contents = _threads(lambda n: image_digest(image_path(root, n), display_name(n, salt=salt)), names)
-    return {"version": 1, "n": len(names), "names": sorted(map(name_digest, names)), "contents": sorted(contents)}
+    return {"version": 1, "n": len(names), "names": sorted(map(name_digest, names)), "contents": sorted(contents),
+            "texts": _text_counts(root, set(names))}
 
 def set_overlap(record:dict, # a `training_set` record
                 root:str|Path, names:list[str]) -> dict:
@@ -436,6 +443,20 @@ def set_overlap(record:dict, # a `training_set` record
     digests = _threads(lambda n: image_digest(image_path(root, n), display_name(n, salt=salt)), list(names))
     by_content = [n for n, d in zip(names, digests) if d in pixels]
     return {"n": len(set(by_name) | set(by_content)), "by_name": by_name, "by_content": by_content}
+
+# %% ../nbs/01_dataset.ipynb #5b0e9c44
+DEFAULT_TEXT = "blood vessel"
+
+def prompt_for(text:str) -> str:
+    "The question the predictor is asked about a description."
+    return f"Please segment the {class_name(text)}."
+
+def training_text(record:dict|None # a `training_set` record, None when the model has none
+                 ) -> str|None:
+    "The description a model saw most often in training; None when its record does not say."
+    texts = (record or {}).get("texts") or {}
+    return max(texts, key=texts.get) if texts else None
+
 
 # %% ../nbs/01_dataset.ipynb #10d0457d
 PROBLEMS = {  # kind: (severity, what it means, what to do)
