@@ -15,7 +15,7 @@ if [ ! -f "$stamp" ]; then
   pipq "torch==2.13.0"
   pipq "transformers>=5.17" "peft>=0.21" "accelerate>=1.15" "nbdev>=3.3" "papermill>=2.6" \
       jupyterlab ipywidgets matplotlib opencv-python-headless pycocotools scikit-image scikit-learn \
-      pytest pyyaml safetensors tqdm hydra-core iopath nbconvert ipykernel "torch==2.13.0"
+      pytest pyyaml safetensors tqdm hydra-core iopath nbconvert ipykernel pydicom scipy "torch==2.13.0"
   # Meta's sam2 is source-only: build it against the installed torch, without its torchvision pin.
   SAM2_BUILD_CUDA=0 pipq --no-build-isolation --no-deps "sam2==1.1.0"
   touch "$stamp"
