@@ -15,10 +15,12 @@ from skimage.morphology import skeletonize
 from .core import UserError
 
 # %% auto #0
-__all__ = ['EMPTY_POLICIES', 'METRICS', 'MetricsError', 'as_masks', 'mask_pair', 'confusion_counts', 'check_empty', 'safe_ratio',
-           'metrics_from_counts', 'segmentation_metrics', 'skeleton_counts', 'cldice_from_counts', 'cldice',
-           'summarize', 'SegMetrics', 'as_probs', 'binarize', 'threshold_grid', 'threshold_bins', 'curve_hist',
-           'ThresholdCurve', 'nanmean', 'LeakageError', 'ThresholdChoice', 'choose_threshold']
+__all__ = ['EMPTY_POLICIES', 'METRICS', 'VERDICTS', 'METRIC_NAMES', 'MetricsError', 'as_masks', 'mask_pair', 'confusion_counts',
+           'check_empty', 'safe_ratio', 'metrics_from_counts', 'segmentation_metrics', 'skeleton_counts',
+           'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics', 'as_probs', 'binarize', 'threshold_grid',
+           'threshold_bins', 'curve_hist', 'ThresholdCurve', 'nanmean', 'LeakageError', 'ThresholdChoice',
+           'choose_threshold', 'paired_differences', 'units', 'cluster_bootstrap', 'signed_rank_p', 'PairedComparison',
+           'verdict', 'compare_paired']
 
 # %% ../nbs/03_metrics.ipynb #5c477467
 class MetricsError(UserError, ValueError):
@@ -280,3 +282,109 @@ def choose_threshold(curve:ThresholdCurve, # computed on a split other than the 
     k = int(np.nanargmax(col))
     t = float(f"{curve.thresholds[k]:.6g}")  # the float32 grid value, written short (binarize compares in float32)
     return ThresholdChoice(t, f"{curve.split} curve", curve.split, criterion, float(col[k]))
+
+# %% ../nbs/03_metrics.ipynb #9f6f42e9
+def _rows_by(rows:list[dict], key:str, what:str) -> dict:
+    "Rows indexed by `key`; a repeated key is refused."
+    out = {}
+    for r in rows:
+        if r[key] in out: raise MetricsError(f"{what}: image {r[key]!r} appears twice; pass one row per image")
+        out[r[key]] = r
+    return out
+
+def paired_differences(a_rows:list[dict], # per-image rows of method A (`SegMetrics.per_image()` or `per_image.csv`)
+                       b_rows:list[dict], # per-image rows of method B on the same images
+                       metric:str="dice", # column compared
+                       key:str="name" # column that names an image in both
+                      ) -> tuple[np.ndarray, list, int]: # (A − B per image `(I,)`, each image's video, images left out)
+    "A − B per image, matched by name; images where either value is undefined (NaN) are left out."
+    a, b = _rows_by(a_rows, key, "method A"), _rows_by(b_rows, key, "method B")
+    if a.keys() != b.keys():
+        only = lambda x, y: ", ".join(sorted(set(x) - set(y))[:5]) or "none"
+        raise MetricsError(f"paired comparison: the two evaluations cover different images (only in A: {only(a, b)}; only in B: {only(b, a)}); evaluate both on the same split")
+    d = np.array([float(a[k][metric]) - float(b[k][metric]) for k in a], np.float64)  # (I,)
+    keep = ~np.isnan(d)
+    return d[keep], [a[k].get("video", k) for k, ok in zip(a, keep) if ok], int((~keep).sum())
+
+# %% ../nbs/03_metrics.ipynb #919203f6
+def units(diff:np.ndarray, # per-image differences `(I,)`
+          groups:list # each image's video (its own name when it has none)
+         ) -> tuple[np.ndarray, np.ndarray, str]: # (sum of differences per unit `(U,)`, images per unit `(U,)`, "videos" or "images")
+    "The independent units of a comparison: videos when some video has several images, else images."
+    g = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]  # (I,) unit index
+    n = np.bincount(g)
+    if (n == 1).all(): return np.asarray(diff, np.float64), np.ones(len(diff)), "images"
+    return np.bincount(g, weights=diff), n.astype(np.float64), "videos"
+
+def cluster_bootstrap(sums:np.ndarray, # sum of the differences per unit `(U,)`
+                      counts:np.ndarray, # images per unit `(U,)`
+                      n_boot:int=10_000, # resamples
+                      level:float=0.95, # interval coverage
+                      seed:int=0 # the same seed gives the same interval
+                     ) -> tuple[float, float]: # (low, high)
+    "Percentile interval of the mean difference over images, resampling whole units with replacement."
+    idx = np.random.default_rng(seed).integers(0, len(sums), (n_boot, len(sums)))  # (n_boot, U)
+    stat = sums[idx].sum(1) / counts[idx].sum(1)  # (n_boot,) mean over the images of the resampled units
+    lo, hi = np.quantile(stat, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+# %% ../nbs/03_metrics.ipynb #d6bbef28
+def signed_rank_p(x:np.ndarray # one difference per unit `(U,)`
+                 ) -> float: # two-sided p; 1.0 when every difference is 0
+    "Two-sided Wilcoxon signed-rank p-value of the differences (exact for small samples without ties)."
+    from scipy.stats import wilcoxon
+    x = np.asarray(x, np.float64)
+    if not np.any(x != 0): return 1.0
+    return float(wilcoxon(x, zero_method="wilcox", alternative="two-sided").pvalue)
+
+# %% ../nbs/03_metrics.ipynb #83ae643d
+VERDICTS = ("better", "worse", "no significant difference")
+
+@dataclass
+class PairedComparison:
+    "Method A against method B on the same images: mean difference A − B, its interval, p and verdict."
+    metric:str
+    n:int                 # independent units compared
+    unit:str              # "videos" or "images"
+    n_images:int          # images paired
+    left_out:int          # images left out (undefined for either method)
+    mean_diff:float       # mean over the images of A − B
+    ci_low:float
+    ci_high:float
+    p:float               # two-sided Wilcoxon signed-rank over the units
+    verdict:str           # one of VERDICTS
+    level:float = 0.95
+
+def verdict(ci_low:float, ci_high:float, p:float, alpha:float=0.05) -> str:
+    "'better' / 'worse' when the interval excludes 0 and p < alpha agree, else 'no significant difference'."
+    if p < alpha and ci_low > 0: return "better"
+    if p < alpha and ci_high < 0: return "worse"
+    return "no significant difference"
+
+def compare_paired(a_rows:list[dict], b_rows:list[dict], # per-image rows of A and of B (same images)
+                   metric:str="dice", n_boot:int=10_000, level:float=0.95, alpha:float=0.05, seed:int=0) -> PairedComparison:
+    "Paired comparison of A and B on `metric`: bootstrap interval over videos (or images), Wilcoxon p, verdict."
+    d, groups, left_out = paired_differences(a_rows, b_rows, metric)
+    if not len(d): raise MetricsError(f"paired comparison: {metric} is undefined on every image for one of the methods")
+    sums, counts, unit = units(d, groups)
+    lo, hi = cluster_bootstrap(sums, counts, n_boot, level, seed)
+    p = signed_rank_p(sums / counts)
+    return PairedComparison(metric, len(sums), unit, len(d), left_out, float(d.mean()), lo, hi, p, verdict(lo, hi, p, alpha), level)
+
+# %% ../nbs/03_metrics.ipynb #08cf1994
+def _num(x:float) -> str: return f"{x:+.3f}".replace("-", "−")   # a signed value with a true minus sign
+METRIC_NAMES = {"dice": "Dice", "iou": "IoU", "cldice": "clDice"}
+
+@patch
+def sentence(self:PairedComparison,
+             a:str="the model", # method A, as the sentence names it
+             b:str="Frangi", # method B (the baseline)
+             split:str="test") -> str:
+    "One sentence a reader can check: the difference, its interval over the units, the p-value and the verdict."
+    d, name = self.mean_diff, METRIC_NAMES.get(self.metric, self.metric)
+    p = "p < 0.001" if self.p < 0.001 else f"p = {self.p:.2g}"
+    gap = f"{abs(d):.3f} {'higher' if d >= 0 else 'lower'} than" if round(d, 3) else "the same as"
+    what = self.verdict if self.verdict == VERDICTS[2] else f"{a} is significantly {self.verdict}"
+    few = f"; with {self.n} {self.unit} no difference can reach p < 0.05 (6 or more are needed)" if self.n <= 5 else ""
+    return (f"{a[:1].upper() + a[1:]}'s {split} {name} is {gap} {b}'s ({self.level:.0%} CI {_num(self.ci_low)} to "
+            f"{_num(self.ci_high)} over {self.n} {self.unit}, Wilcoxon {p}): {what}{few}.")
