@@ -116,9 +116,15 @@ def test_import_refuses_a_non_empty_folder_and_name_clashes(tmp_path):
     c["images"].append({"id": 1, "file_name": "sub/a.png", "width": 10, "height": 10})
     c["annotations"].append({"image_id": 1, "category_id": 1, "segmentation": [[0, 0, 5, 0, 5, 5]]})
     src.write_text(json.dumps(c))
-    with pytest.raises(D.DataError, match="would both be named 'a.png'"):
-        DT.import_coco(src, tmp_path/"out2")
-    assert not (tmp_path/"out2").exists()
+    DT.import_coco(src, tmp_path/"out2")   # one name in two folders of one file: two images, named by their paths
+    assert sorted(e["image"] for e in D.load_annotations(tmp_path/"out2")) == ["a.png", "sub_a.png"]
+    cv2.imwrite(str(tmp_path/"sub_a.png"), np.zeros((10, 10), np.uint8))
+    c["images"].append({"id": 2, "file_name": "sub_a.png", "width": 10, "height": 10})
+    c["annotations"].append({"image_id": 2, "category_id": 1, "segmentation": [[0, 0, 5, 0, 5, 5]]})
+    src.write_text(json.dumps(c))
+    with pytest.raises(D.DataError, match="would both be named 'sub_a.png'"):   # two paths, one flat name: refused
+        DT.import_coco(src, tmp_path/"out3")
+    assert not (tmp_path/"out3").exists()
 
 
 def test_committed_sample_is_reproducible(tmp_path):

@@ -8,7 +8,7 @@ Docs: https://vessel-nb.github.io/vessel_nb/datatools.html.md"""
 from __future__ import annotations
 import argparse, fnmatch, json, math, os, random, shutil, sys, tempfile
 from collections import Counter, defaultdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -20,10 +20,11 @@ from .dataset import *
 from .dataset import _image_files, _image_sizes, _objects
 
 # %% auto #0
-__all__ = ['FAKE_NAMES', 'GROUPINGS', 'MASK_SUFFIXES', 'vessel_tree', 'branch_polygon', 'render_frame', 'synth_video',
-           'synth_name', 'synth', 'overlay', 'group_by', 'split_groups', 'split_data', 'fix_scale', 'format_change',
-           'mask_to_polygons', 'find_mask_pairs', 'write_data', 'import_masks', 'import_coco', 'import_labelme',
-           'usable_entries', 'stats', 'format_stats', 'sample_view', 'preview', 'browser', 'main']
+__all__ = ['FAKE_NAMES', 'GROUPINGS', 'MASK_SUFFIXES', 'IMPORT_FILE', 'vessel_tree', 'branch_polygon', 'render_frame',
+           'synth_video', 'synth_name', 'synth', 'overlay', 'group_by', 'split_groups', 'split_data', 'fix_scale',
+           'format_change', 'mask_to_polygons', 'find_mask_pairs', 'published_splits', 'write_data', 'import_masks',
+           'coco_name', 'parse_split_files', 'import_coco', 'format_import', 'import_labelme', 'usable_entries',
+           'stats', 'format_stats', 'sample_view', 'preview', 'browser', 'main']
 
 # %% ../nbs/02_datatools.ipynb #6807abcc
 def _branch(rng, start, angle:float, width:float, length:float, size:int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,26 +162,44 @@ def _deal(groups:dict, want:dict, seed:int, assign:dict) -> dict:
         assign[g] = s; have[s] += len(groups[g])
     return assign
 
+def _check_fractions(fractions:dict[str, float], globs:dict[str, str|None]):
+    "Refuse fractions outside [0, 1), summing to 1 or more, or given for a split a glob fixes."
+    val, test = fractions["val"], fractions["test"]
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise DataError(f"--val {val} --test {test}: fractions must be in [0, 1) and sum below 1")
+    for s, g in globs.items():
+        if g and fractions[s]: raise DataError(f"--{s}-glob {g!r} fixes the {s} split: drop --{s} {fractions[s]} (or give --{s} 0)")
+
+def _glob_groups(root, groups:dict, globs:dict[str, str|None], names:list[str]) -> dict:
+    "`{group: split}` for every group with an image matching that split's glob (a published split)."
+    fixed, flags = {}, " and ".join(f"--{s}-glob {g!r}" for s, g in globs.items() if g)
+    for s, g in globs.items():
+        if not g: continue
+        hit = {k for k, ns in groups.items() if any(fnmatch.fnmatchcase(n, g) for n in ns)}
+        if not hit: raise DataError(f"{root}: no image name matches --{s}-glob {g!r}" + (f" (e.g. {names[0]!r})" if names else ""))
+        if hit & fixed.keys(): raise DataError(f"{flags} both match {len(hit & fixed.keys())} group(s) of images; make the patterns disjoint")
+        fixed.update(dict.fromkeys(hit, s))
+    if fixed and len(fixed) == len(groups):
+        raise DataError(f"{flags} match{'es' if ' and ' not in flags else ''} every image; nothing is left to train on")
+    return fixed
+
 def split_data(root:str|Path, val:float=0.2, test:float=0.2, seed:int=0,
                by:str="auto", # `auto` (patient where names carry a patient id, else video), `patient` or `video`
                test_glob:str|None=None, # images matching this pattern (with their whole group) form the test split; `test` must be 0
-               overwrite:bool=False) -> dict: # replace an existing splits.json
+               overwrite:bool=False, # replace an existing splits.json
+               val_glob:str|None=None) -> dict: # the same for the val split; `val` must be 0
     "Assign whole patients/videos to train/val/test, write `splits.json` beside `annotations.json`, return it."
-    p = ann_path(root).parent/"splits.json"
+    p, globs = ann_path(root).parent/"splits.json", {"val": val_glob, "test": test_glob}
     if p.exists() and not overwrite: raise DataError(f"{p}: exists; pass --overwrite to replace it (models trained on the old split keep its record)")
-    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise DataError(f"--val {val} --test {test}: fractions must be in [0, 1) and sum below 1")
-    if test_glob and test: raise DataError(f"--test-glob {test_glob!r} fixes the test split: drop --test {test} (or give --test 0)")
+    _check_fractions({"val": val, "test": test}, globs)
     names = sorted({e["image"] for e in load_annotations(root) if isinstance(e, dict) and isinstance(e.get("image"), str)})
     used = group_by(names, by); groups = split_groups(names, used)
-    fixed = {g: "test" for g, ns in groups.items() if test_glob and any(fnmatch.fnmatchcase(n, test_glob) for n in ns)}
-    if test_glob and not fixed: raise DataError(f"{root}: no image name matches --test-glob {test_glob!r}" + (f" (e.g. {names[0]!r})" if names else ""))
-    if test_glob and len(fixed) == len(groups): raise DataError(f"--test-glob {test_glob!r} matches every image; nothing is left to train on")
-    rest = sum(len(groups[g]) for g in groups if g not in fixed)
-    assign = _deal(groups, {"test": test * len(names), "val": val * rest if test_glob else val * len(names)}, seed, fixed)
+    fixed = _glob_groups(root, groups, globs, names)
+    base = sum(len(groups[g]) for g in groups if g not in fixed) if fixed else len(names)   # fractions of what no glob took
+    assign = _deal(groups, {"test": test * base, "val": val * base}, seed, fixed)
     try: salt = dataset_salt(root)        # kept from an earlier split: pseudonyms stay the same
     except DataError: salt = names_salt(names)
-    out = {"seed": seed, "val": val, "test": test, "by": by, "group_by": used, "salt": salt, **({"test_glob": test_glob} if test_glob else {}),
+    out = {"seed": seed, "val": val, "test": test, "by": by, "group_by": used, "salt": salt, **{f"{s}_glob": g for s, g in globs.items() if g},
            "groups": {video_id(n): assign[g] for g, ns in groups.items() for n in ns}}
     out.update({s: sorted(n for g, ns in groups.items() if assign[g] == s for n in ns) for s in SPLITS})
     if names and not out["train"]:
@@ -256,12 +275,27 @@ def find_mask_pairs(src:str|Path) -> list[tuple[Path, Path]]:
     return pairs
 
 # %% ../nbs/02_datatools.ipynb #aed32c65
+IMPORT_FILE = "import.json"   # what an import did: its sources, counts, texts and the files it skipped
+
 def _flat_name(src:Path, p:Path) -> str:
     "A file name unique within the import: the path relative to `src`, joined with `_`."
     rel = p.relative_to(src).parts
     return "_".join(x for x in rel if x not in ("images",))
 
-def write_data(out:str|Path, items, inputs=()) -> int:
+def _texts(entries:list[dict]) -> dict[str, int]:
+    "`{description: objects}` over `entries`, most frequent first."
+    return dict(Counter(t for e in entries for t in e["text"]).most_common())
+
+def published_splits(where:dict[str, str], # `{image name: split}` as the source files gave them
+                     sources:dict) -> dict: # `{split: source file}`, recorded
+    "A `splits.json` that keeps a published split: every image stays in the split of its source file."
+    names = sorted(where)
+    return {"by": "published", "group_by": "published", "sources": sources, "salt": names_salt(names),
+            "groups": {video_id(n): where[n] for n in names}, **{s: [n for n in names if where[n] == s] for s in SPLITS}}
+
+def write_data(out:str|Path, items, inputs=(),
+               summary:dict|None=None, # written as `import.json` with the entry and text counts (filled in here)
+               splits:dict|None=None) -> int: # `{image name: split}` filled while `items` are read: written as `splits.json`
     "Write `(image file, entry)` pairs as a new data folder `out` (staged: all or nothing); returns the entry count."
     with staged(out, inputs=inputs) as tmp:
         entries, seen = [], {}
@@ -269,24 +303,30 @@ def write_data(out:str|Path, items, inputs=()) -> int:
             if e["image"] in seen: raise DataError(f"{p} and {seen[e['image']]} would both be named {e['image']!r}; rename one")
             seen[e["image"]] = p; _link_or_copy(p, tmp/e["image"]); entries.append(e)
         write_json(ann_path(tmp), entries)
+        if splits is not None:
+            sp = published_splits(splits, summary["sources"]); write_json(tmp/"splits.json", sp, indent=1)
+            summary["splits"] = {s: len(sp[s]) for s in SPLITS}
+        if summary is not None:
+            summary.update(entries=len(entries), texts=_texts(entries), skipped=summary.pop("skipped", []))   # the long list last
+            write_json(tmp/IMPORT_FILE, summary, indent=1)
     return len(entries)
 
-def _mask_items(src:Path, pairs:list, text:str, threshold:int, empty:list):
-    "`(image, entry)` of every pair with a non-empty mask (names of empty ones go to `empty`)."
+def _mask_items(src:Path, pairs:list, text:str, threshold:int, skipped:list):
+    "`(image, entry)` of every pair with a non-empty mask (empty ones are listed in `skipped`)."
     for img, m in pairs:
         mk = cv2.imdecode(np.fromfile(str(m), np.uint8), cv2.IMREAD_GRAYSCALE)
         if mk is None: raise DataError(f"{m}: mask not readable; re-export it as PNG")
         polys, name = mask_to_polygons(mk > threshold), _flat_name(src, img)
         if polys: yield img, {"image": name, "mask": polys, "text": [text]}
-        else: empty.append(name)
+        else: skipped.append({"image": img.relative_to(src).as_posix(), "mask": m.relative_to(src).as_posix(), "reason": f"no mask pixel above {threshold}"})
 
-def import_masks(src:str|Path, out:str|Path, text:str="blood vessel", threshold:int=127) -> dict:
-    "Convert image/mask pairs under `src` into a new data folder `out`; returns counts."
-    src, empty = Path(src), []
-    pairs = find_mask_pairs(src)
-    if not pairs: raise DataError(f"{src}: no image/mask pairs found (expected N.png + N_gt.png, or images/ + masks/)")
-    n = write_data(out, _mask_items(src, pairs, text, threshold, empty), [src])
-    return {"entries": n, "empty_masks_skipped": [display_name(e, salt=dataset_salt(out)) for e in empty]}
+def import_masks(src:str|Path, out:str|Path, text:str=DEFAULT_TEXT, threshold:int=127) -> dict:
+    "Convert image/mask pairs under `src` into a new data folder `out`; returns the summary it writes to `import.json`."
+    src = Path(src); pairs = find_mask_pairs(src)
+    if not pairs: raise DataError(f"{src}: no image/mask pairs found (expected N.png + N_gt.png, or images/ + masks/; see `import masks --help`)")
+    summary = dict(format="masks", source=str(src), threshold=threshold, skipped=[])
+    write_data(out, _mask_items(src, pairs, text, threshold, summary["skipped"]), [src], summary)
+    return summary
 
 # %% ../nbs/02_datatools.ipynb #6e3254f2
 def _real_size(p:Path) -> tuple[int, int]:
@@ -308,28 +348,108 @@ def _group(objs:list[tuple[str, list]], text:str|None) -> tuple[list, list]:
     labels = sorted({l for l, _ in objs})
     return [[p for l2, ps in objs if l2 == l for p in ps] for l in labels], labels
 
-def _coco_items(coco:dict, imdir:Path, text:str|None, info:Counter):
-    "`(image, entry)` of every COCO image with annotations."
+# %% ../nbs/02_datatools.ipynb #16852117
+def coco_name(file_name:str, # `images[].file_name` of a COCO file
+              split:str|None=None) -> str: # the split of its file, when importing a published split
+    "The imported name of a COCO image: its path's parts joined by `_` (without `images`), after `{split}_`."
+    parts = [x for x in PurePosixPath(file_name.replace("\\", "/")).parts if x not in ("/", ".", "..", "images")]
+    return "_".join(([split] if split else []) + parts)
+
+# %% ../nbs/02_datatools.ipynb #346541b7
+def _coco_load(j:Path) -> dict:
+    "The COCO file `j`, refused in one line when it is missing, a folder, not JSON or not COCO."
+    if j.is_dir(): raise DataError(f"{j}: a folder; give the COCO .json file itself" + "".join(f" (e.g. {p})" for p in sorted(j.glob("*.json"))[:1]))
+    if not j.is_file(): raise DataError(f"{j}: not found; give the COCO .json file")
+    try: coco = json.loads(j.read_text())
+    except (OSError, ValueError) as e: raise DataError(f"{j}: not valid JSON ({e})") from None
+    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list): raise DataError(f"{j}: not a COCO file (no `images` list)")
+    return coco
+
+def parse_split_files(items:list[str]) -> dict[str, Path]:
+    "`{split: COCO file}` from `SPLIT=JSON` items (`--split-file`), refusing unknown or repeated splits."
+    out = {}
+    for it in items:
+        s, _, j = it.partition("=")
+        if s not in SPLITS: raise DataError(f"--split-file {it}: unknown split {s!r}; name each file {'=, '.join(SPLITS)}=")
+        if s in out: raise DataError(f"--split-file {it}: {s} is given twice ({out[s]} and {j}); give one file per split")
+        out[s] = Path(j)
+    return out
+
+def _coco_sources(src) -> dict[str|None, Path]:
+    "`{split: file}` of a published split, or `{None: file}`; a file given for two splits is refused."
+    if not isinstance(src, dict): return {None: Path(src)}
+    if not src or set(src) - set(SPLITS): raise DataError(f"split files {dict(src)}: give one or more of {', '.join(SPLITS)}")
+    seen = {}
+    for s, j in src.items():
+        if Path(j).resolve() in seen: raise DataError(f"{j}: given for both {seen[Path(j).resolve()]} and {s}; a file belongs to one split")
+        seen[Path(j).resolve()] = s
+    return {s: Path(j) for s, j in src.items()}
+
+# %% ../nbs/02_datatools.ipynb #f220e20f
+def _coco_image(j:Path, im:dict, images:str|Path|None) -> Path:
+    "The file of COCO image `im` of file `j`: in `images`, else beside `j` or one folder up, directly or under `images/`."
+    dirs = [Path(images)] if images else [j.parent, j.parent.parent]
+    p = next((q for d in dirs for q in (d/im["file_name"], d/"images"/im["file_name"]) if q.is_file()), None)
+    if p is None: raise DataError(f"{dirs[0]/im['file_name']}: image of COCO image id {im['id']} in {j} not found; pass --images DIR")
+    return p
+
+def _coco_items(j:Path, coco:dict, images, text:str|None, summary:dict, split:str|None=None, where:dict|None=None):
+    "`(image, entry)` of every COCO image of `j` with annotations; the others are listed in `summary['skipped']`."
     cats, anns = {c["id"]: c["name"] for c in coco.get("categories", [])}, defaultdict(list)
     for a in coco.get("annotations", []): anns[a["image_id"]].append(a)
-    for im in coco.get("images", []):
-        if not anns[im["id"]]: info["images_without_annotations"] += 1; continue
-        p = next((q for q in (imdir/im["file_name"], imdir/"images"/im["file_name"]) if q.is_file()), None)
-        if p is None: raise DataError(f"{imdir/im['file_name']}: image of COCO image id {im['id']} not found; pass --images DIR")
+    for im in coco["images"]:
+        if not anns[im["id"]]:
+            summary["skipped"].append({"source": str(j), "image_id": im["id"], "file_name": im["file_name"], "reason": "no annotations"}); continue
+        p = _coco_image(j, im, images)
         h, w = _real_size(p); rh, rw = im.get("height", h), im.get("width", w)
         objs = [(cats.get(a["category_id"], str(a["category_id"])), _coco_polys(a["segmentation"], rh, rw)) for a in anns[im["id"]]]
-        e = dict(image=Path(im["file_name"]).name, **dict(zip(("mask", "text"), _group(objs, text))))
-        if (rh, rw) != (h, w): e = _rescaled(e, w / rw, h / rh); info["rescaled"] += 1
+        e = dict(image=coco_name(im["file_name"], split), **dict(zip(("mask", "text"), _group(objs, text))))
+        if (rh, rw) != (h, w): e = _rescaled(e, w / rw, h / rh); summary["rescaled"] += 1
+        if where is not None: where[e["image"]] = split
         yield p, e
 
-def import_coco(src:str|Path, out:str|Path, text:str|None="blood vessel", images:str|Path|None=None) -> dict:
-    "Convert a COCO JSON (`src`) to a new data folder `out`; `text=None` keeps one object per category."
-    src, info = Path(src), Counter(rescaled=0, images_without_annotations=0)
-    try: coco = json.loads(src.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: raise DataError(f"{src}: not a readable COCO JSON ({e})") from None
-    imdir = Path(images) if images else src.parent
-    n = write_data(out, _coco_items(coco, imdir, text, info), [src])   # an output beside the images is fine
-    return {"entries": n, **info}
+def _named(j:Path, items):
+    "`items`, with a record that lacks a COCO field (or holds the wrong kind of value) refused in one line naming `j`."
+    try: yield from items
+    except KeyError as e: raise DataError(f"{j}: not a COCO file: a record lacks the field {e}") from None
+    except (TypeError, AttributeError) as e: raise DataError(f"{j}: not a COCO file: a field holds an unexpected value ({e})") from None
+
+def import_coco(src:str|Path|dict, # the COCO .json file, or `{split: .json file}` of a published split
+                out:str|Path, # a new (or empty) folder
+                text:str|None=None, # one description for every object; None: one object per category, named by it
+                images:str|Path|None=None) -> dict: # the image folder (`{split}` stands for the split); default: found beside each JSON
+    "Convert COCO file(s) to a new data folder `out`; returns the summary it writes to `import.json`."
+    srcs = _coco_sources(src)
+    cocos = {s: _coco_load(j) for s, j in srcs.items()}   # every file is read before anything is written
+    where = {} if isinstance(src, dict) else None
+    summary = dict(format="coco", **({"sources": {s: str(j) for s, j in srcs.items()}} if where is not None else {"source": str(srcs[None])}),
+                   text_from="--text" if text is not None else "COCO category names", rescaled=0, skipped=[])
+    dirs = {s: images and str(images).replace("{split}", s or "") for s in srcs}   # `--images data/{split}`: one folder per split
+    items = (it for s, j in srcs.items() for it in _named(j, _coco_items(j, cocos[s], dirs[s], text, summary, s, where)))
+    write_data(out, items, list(srcs.values()), summary, where)   # an output beside the images is fine
+    return summary
+
+# %% ../nbs/02_datatools.ipynb #5318029e
+_SKIPPED = {"coco": ("image(s) without annotations", "annotate them in the source and import again to use them"),
+            "masks": ("image(s) whose mask is empty", "if they should show vessels, check the mask files (or lower --threshold)"),
+            "labelme": ("file(s) without a polygon, rectangle or circle", "draw the vessels as polygons and import again to use them")}
+
+def _resplit_hint(counts:dict, out) -> str:
+    "How to fill the splits a published split left empty: the `split` command that keeps the given ones."
+    flags = [f"--{s}-glob '{s}_*'" if counts[s] else f"--{s} 0.2" for s in ("val", "test")]
+    return f"{' and '.join(s for s in ('val', 'test') if not counts[s])} empty: to draw from train, run `python -m vessel_nb.dataset split {out} --overwrite {' '.join(flags)}`"
+
+def format_import(s:dict, out:str|Path) -> str:
+    "What an import did, for the console: entries, splits, texts, rescaled entries, and where the skipped files are listed."
+    lines = [f"imported {s['entries']} entries into {out}"]
+    if "splits" in s: lines += [f"  splits: {', '.join(f'{k} {v}' for k, v in s['splits'].items())} images, as published (in {Path(out)/'splits.json'})"]
+    if "splits" in s and not all(s["splits"].values()): lines += ["  " + _resplit_hint(s["splits"], out)]
+    lines += ["  texts: " + ", ".join(f"{t!r} {n} object(s)" for t, n in s["texts"].items()) + (f" (from the {s['text_from']})" if "text_from" in s else "")]
+    if s.get("rescaled"): lines += [f"  rescaled: {s['rescaled']} entries whose file records another image size (coordinates scaled to the real image)"]
+    if s.get("shapes_without_area"): lines += ["  left out, no area: " + ", ".join(f"{n} {k} shape(s)" for k, n in s["shapes_without_area"].items())]
+    what, todo = _SKIPPED[s["format"]]
+    if s["skipped"]: lines += [f"  skipped: {len(s['skipped'])} {what}, not imported; listed under \"skipped\" in {Path(out)/IMPORT_FILE}; {todo}"]
+    return "\n".join(lines)
 
 # %% ../nbs/02_datatools.ipynb #bbd45cf3
 def _shape_polygon(s:dict) -> list[float]|None:
@@ -352,29 +472,29 @@ def _labelme_image(j:Path, lm:dict, tmp:Path) -> Path:
         q = tmp/(Path(lm.get("imagePath") or j.stem).stem + ".png"); q.write_bytes(base64.b64decode(lm["imageData"])); return q
     raise DataError(f"{j}: image {lm.get('imagePath')!r} not found and no imageData; put the image beside the JSON")
 
-def _labelme_items(files:list[Path], text:str|None, tmp:Path, info:Counter):
-    "`(image, entry)` of every LabelMe file with at least one area shape."
+def _labelme_items(src:Path, files:list[Path], text:str|None, tmp:Path, summary:dict):
+    "`(image, entry)` of every LabelMe file with at least one area shape; the others are listed in `summary['skipped']`."
     for j in files:
         try: lm = json.loads(j.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e: raise DataError(f"{j}: not valid JSON ({e})") from None
         if not isinstance(lm, dict) or "shapes" not in lm: raise DataError(f"{j}: not a LabelMe file (no `shapes`)")
         p = _labelme_image(j, lm, tmp)
         objs = [(s.get("label", "object"), [_shape_polygon(s)]) for s in lm["shapes"]]
-        info.update(f"shapes_without_area:{s.get('shape_type')}" for s, (_, ps) in zip(lm["shapes"], objs) if ps[0] is None)
+        summary["shapes_without_area"].update(str(s.get("shape_type")) for s, (_, ps) in zip(lm["shapes"], objs) if ps[0] is None)
         objs = [o for o in objs if o[1][0] is not None]
-        if not objs: info["files_without_area_shapes"] += 1; continue
+        if not objs: summary["skipped"].append({"file": j.relative_to(src).as_posix(), "reason": "no shape with an area"}); continue
         e = dict(image=p.name, **dict(zip(("mask", "text"), _group(objs, text))))
         h, w = _real_size(p); rh, rw = lm.get("imageHeight") or h, lm.get("imageWidth") or w
-        if (rh, rw) != (h, w): e = _rescaled(e, w / rw, h / rh); info["rescaled"] += 1
+        if (rh, rw) != (h, w): e = _rescaled(e, w / rw, h / rh); summary["rescaled"] += 1
         yield p, e
 
-def import_labelme(src:str|Path, out:str|Path, text:str|None="blood vessel") -> dict:
+def import_labelme(src:str|Path, out:str|Path, text:str|None=DEFAULT_TEXT) -> dict:
     "Convert a folder of LabelMe JSON files to a new data folder `out`; `text=None` keeps one object per label."
-    src, info = Path(src), Counter(rescaled=0)
-    files = sorted(src.rglob("*.json"))
-    if not files: raise DataError(f"{src}: no LabelMe .json files found")
-    with tempfile.TemporaryDirectory() as tmp: n = write_data(out, _labelme_items(files, text, Path(tmp), info), [src])
-    return {"entries": n, **info}
+    src = Path(src); files = sorted(src.rglob("*.json"))
+    if not files: raise DataError(f"{src}: no LabelMe .json files found (see `import labelme --help`)")
+    summary = dict(format="labelme", source=str(src), rescaled=0, shapes_without_area=Counter(), skipped=[])
+    with tempfile.TemporaryDirectory() as tmp: write_data(out, _labelme_items(src, files, text, Path(tmp), summary), [src], summary)
+    summary["shapes_without_area"] = dict(summary["shapes_without_area"]); return summary
 
 # %% ../nbs/02_datatools.ipynb #509763c7
 def _dist(xs:list) -> dict:
@@ -456,6 +576,63 @@ def browser(root:str|Path|None=None, real_names:bool=False):
     return W.VBox([W.HBox([slider, toggle]), image, info])
 
 # %% ../nbs/02_datatools.ipynb #1773177d
+_LAYOUTS = {
+ "masks": """layouts (SRC is a folder; subfolders are searched and their names join the file name):
+  SRC/N.png + SRC/N_gt.png              a mask beside each image (also _mask, _label, _seg, -mask)
+  SRC/images/N.png + SRC/masks/N.png    the same name in images/ and masks/
+  SRC/train/N.png + SRC/train/N_gt.png  imported as train_N.png
+example:
+  python -m vessel_nb.dataset import masks cimat_angios_80 data/cimat""",
+ "coco": """layouts (SRC is the COCO .json file, not its folder):
+  ann.json + N.png                                   images beside the JSON
+  ann.json + images/N.png                            in images/ beside it
+  train/annotations/train.json + train/images/N.png  one folder up (ARCADE)
+  elsewhere: --images DIR; with --split-file, --images DIR/{split} is one folder per split
+published splits (--split-file SPLIT=JSON, SPLIT one of train, val, test):
+  each image is named SPLIT_PATH (1.png -> train_1.png, sub/1.png -> train_sub_1.png) and
+  splits.json keeps the published split; images without annotations are listed in OUT/import.json
+examples:
+  python -m vessel_nb.dataset import coco arcade/train/annotations/train.json data/arcade
+  python -m vessel_nb.dataset import coco --split-file train=tr.json val=va.json test=te.json data/arcade""",
+ "labelme": """layout (SRC is a folder, searched recursively):
+  SRC/N.json + SRC/N.png    one LabelMe file per image; the image beside it (or embedded as imageData)
+example:
+  python -m vessel_nb.dataset import labelme labelme_export data/mine"""}
+
+class _ImportParser(argparse.ArgumentParser):
+    "An importer's parser: in `--split-file SPLIT=JSON ... OUT` the last word is OUT, not a split file."
+    def parse_known_args(self, args=None, namespace=None):
+        a, rest = super().parse_known_args(args, namespace)
+        if not hasattr(a, "paths"): return a, rest
+        files = [x for x in a.split_file or [] if "=" in x]
+        paths = a.paths + [x for x in a.split_file or [] if "=" not in x]
+        if files and len(paths) != 1: self.error(f"with --split-file give only OUT: name the split of every JSON (SPLIT=JSON, e.g. val={paths[0]})" if paths else "OUT is missing")
+        if not files and len(paths) != 2: self.error("give SRC.json OUT, or --split-file SPLIT=JSON [SPLIT=JSON ...] OUT")
+        a.split_file, a.src, a.out = files, None if files else paths[0], paths[-1]; del a.paths
+        return a, rest
+
+def _import_parser(sub):
+    "The `import` command: one sub-command per format, each `--help` showing the layouts it reads."
+    i = sub.add_parser("import", help="convert masks / COCO / LabelMe to annotations.json (import FORMAT --help: the layouts)")
+    fmts = i.add_subparsers(dest="fmt", required=True, metavar="{masks,coco,labelme}", parser_class=_ImportParser)
+    kw = dict(formatter_class=argparse.RawDescriptionHelpFormatter)
+    m = fmts.add_parser("masks", help="image + mask pairs", epilog=_LAYOUTS["masks"], **kw)
+    m.add_argument("src", metavar="SRC", help="the folder"); m.add_argument("out", metavar="OUT", help="a new data folder")
+    m.add_argument("--text", default=DEFAULT_TEXT, help=f"the description of every image's object (default {DEFAULT_TEXT!r})")
+    m.add_argument("--threshold", type=int, default=127, help="mask pixels above it are vessel (default 127)")
+    c = fmts.add_parser("coco", help="COCO .json file(s)", epilog=_LAYOUTS["coco"], **kw,
+                        usage="%(prog)s [options] SRC.json OUT\n       %(prog)s [options] --split-file SPLIT=JSON [SPLIT=JSON ...] OUT")
+    c.add_argument("paths", nargs="*", metavar="SRC.json OUT", help="the COCO annotation file (not its folder), and a new data folder")
+    c.add_argument("--split-file", action="extend", nargs="+", metavar="SPLIT=JSON", help="a published split: one COCO file per split (train, val, test); writes splits.json")
+    c.add_argument("--text", help="one description for every object (default: each object's COCO category name)")
+    c.add_argument("--by-label", action="store_true", help="one object per category, named by it (the default)")
+    c.add_argument("--images", metavar="DIR", help="the image folder; {split} stands for the split (default: found beside the JSON)")
+    l = fmts.add_parser("labelme", help="a folder of LabelMe .json files", epilog=_LAYOUTS["labelme"], **kw)
+    l.add_argument("src", metavar="SRC", help="the folder"); l.add_argument("out", metavar="OUT", help="a new data folder")
+    l.add_argument("--text", default=DEFAULT_TEXT, help=f"the one description of every image's object (default {DEFAULT_TEXT!r})")
+    l.add_argument("--by-label", action="store_true", help="one object per label, named by it")
+
+# %% ../nbs/02_datatools.ipynb #d602a1c5
 def _parser() -> argparse.ArgumentParser:
     "The `python -m vessel_nb.dataset` argument parser."
     p = argparse.ArgumentParser(prog="python -m vessel_nb.dataset", description="Check, split, import, synthesize and inspect vessel data folders.",
@@ -474,15 +651,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--examples", type=int, default=3, help="examples shown per problem type")
     c.add_argument("--real-names", action="store_true", help="show real file names (they may hold patient names)")
     s = sub.add_parser("split", help="assign whole patients/videos to train/val/test; writes splits.json")
-    s.add_argument("dir"); s.add_argument("--val", type=float, default=0.2); s.add_argument("--test", type=float, default=None, help="fraction of the images (default 0.2; 0 with --test-glob)")
+    s.add_argument("dir"); s.add_argument("--val", type=float, default=None, help="fraction of the images (default 0.2; 0 with --val-glob)")
+    s.add_argument("--test", type=float, default=None, help="fraction of the images (default 0.2; 0 with --test-glob)")
     s.add_argument("--seed", type=int, default=0); s.add_argument("--by", choices=GROUPINGS, default="auto", help="group frames by patient (auto: where names carry one) or by video")
     s.add_argument("--overwrite", action="store_true", help="replace an existing splits.json")
     s.add_argument("--test-glob", help="images whose name matches this pattern are the test split (a published split); --val is then a fraction of the rest")
-    i = sub.add_parser("import", help="convert masks / COCO / LabelMe to annotations.json")
-    i.add_argument("fmt", choices=["masks", "coco", "labelme"]); i.add_argument("src"); i.add_argument("out")
-    i.add_argument("--text", default="blood vessel", help="the one description of every image's object")
-    i.add_argument("--by-label", action="store_true", help="coco/labelme: one object per category/label, named by it")
-    i.add_argument("--images", help="coco: the image folder (default: beside the JSON)")
+    s.add_argument("--val-glob", help="images whose name matches this pattern are the val split (a published split); --test is then a fraction of the rest")
+    _import_parser(sub)
     y = sub.add_parser("synth", help="draw a synthetic data folder")
     y.add_argument("out"); y.add_argument("--videos", type=int, default=8); y.add_argument("--frames", type=int, default=6)
     y.add_argument("--size", type=int, default=256); y.add_argument("--seed", type=int, default=0)
@@ -503,15 +678,15 @@ def _cmd_check(a) -> int:
     return r.exit_code
 
 def _cmd_import(a) -> int:
-    if a.fmt == "masks": res = import_masks(a.src, a.out, a.text)
-    elif a.fmt == "coco": res = import_coco(a.src, a.out, None if a.by_label else a.text, a.images)
+    if a.fmt == "masks": res = import_masks(a.src, a.out, a.text, a.threshold)
+    elif a.fmt == "coco": res = import_coco(parse_split_files(a.split_file) if a.split_file else a.src, a.out, None if a.by_label else a.text, a.images)
     else: res = import_labelme(a.src, a.out, None if a.by_label else a.text)
-    print(f"imported {res['entries']} entries into {a.out}; " + ", ".join(f"{k}: {v}" for k, v in res.items() if k != "entries"))
-    return 0
+    print(format_import(res, a.out))
 
 def _cmd_split(a) -> int:
+    if a.val is None: a.val = 0 if a.val_glob else 0.2
     if a.test is None: a.test = 0 if a.test_glob else 0.2
-    sp = split_data(a.dir, a.val, a.test, a.seed, a.by, a.test_glob, a.overwrite)
+    sp = split_data(a.dir, a.val, a.test, a.seed, a.by, a.test_glob, a.overwrite, a.val_glob)
     print(f"wrote {ann_path(a.dir).parent/'splits.json'} (grouped by {sp['group_by']}): " + ", ".join(f"{s} {len(sp[s])} images" for s in SPLITS))
 
 def _cmd_stats(a) -> int: s = stats(a.dir); print(json.dumps(s, indent=1) if a.json else format_stats(s))
