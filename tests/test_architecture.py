@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT/"vessel_nb"
-ORDER = ["core", "dataset", "datatools", "metrics", "model", "checkpoint", "train", "official", "convert", "eval", "testing"]
+ORDER = ["core", "dataset", "dicom", "datatools", "metrics", "model", "checkpoint", "train", "official", "convert", "eval", "predict", "testing"]
 MODULES = sorted(p.stem for p in PKG.glob("*.py") if not p.stem.startswith("_"))
 
 
