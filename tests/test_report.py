@@ -1,6 +1,7 @@
 "The main job end to end (train → checkpoint sweep → export → eval → Frangi → report), its figures under any matplotlib backend, the held-out check, and the report on a run in progress."
 import base64, json, os, re, subprocess, sys
 from pathlib import Path
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -12,7 +13,7 @@ def html_text(path):
     h = re.sub(r'<img[^>]*>', '', Path(path).read_text())
     return re.sub(r'<[^>]+>', ' ', h)
 
-FIXED_FIGURES = ["dataset preview", "training losses", "threshold"]   # + one panel per best / median / worst test case
+FIXED_FIGURES = ["dataset preview", "training losses", "threshold", "colour legend"]   # + one panel per best / median / worst test case
 
 def render(nb_in, nb_out, params, backend="Agg"):
     "Run the report with papermill and nbconvert as `scripts/main.sh` does, under the matplotlib backend `backend` (None: unset)."
@@ -44,6 +45,13 @@ def assert_figures(nb, html, n):
         assert alt and "No description" not in alt, "an image without alternative text"
     for want in FIXED_FIGURES: assert any(want in a.lower() for a, _ in shown), f"no {want} figure"
     assert sum("test case" in a for a, _ in shown) == 3, "the best / median / worst panels are missing"
+    for tag in re.findall(r"<img[^>]*>", Path(html).read_text()):
+        if "test case" not in tag: continue
+        assert 'style="width:100%"' in tag, "a best / median / worst panel is not shown at the full page width"
+        png = base64.b64decode(re.search(r'base64,([^"]+)"', tag)[1])
+        assert int.from_bytes(png[16:20], "big") >= 700, "a case panel PNG is too narrow to read at page width"
+    legend = next(a for a, _ in shown if "colour legend" in a)
+    for want in ("false positive", "false negative", "true positive", "GT overlay", "prediction overlay"): assert want in legend, f"the colour legend does not explain {want!r}"
 
 @pytest.fixture(scope="module")
 def main_job(tmp_path_factory):
@@ -134,3 +142,49 @@ def test_report_on_a_run_in_progress(tmp_path):
     assert "4 / 8 iterations (50.0%)" in text and "ETA" in text and "--resume" in text
     assert "stopped by --stop-at after iteration 4" in text and "running" not in text   # provenance says how it ended
     assert "No test evaluation yet" in text
+
+def fake_eval(root, shift, prompt=None, seed=0, videos=12, frames=3):
+    "eval/test and eval/frangi folders as `eval` writes them: metrics.json and per_image.csv, the model's Dice = Frangi's + `shift` + noise."
+    r = np.random.default_rng(seed)
+    names = [(f"video-{v:012x}_frame_{f:06d}", f"video-{v:012x}") for v in range(videos) for f in range(frames)]
+    base = r.uniform(0.5, 0.8, len(names))
+    for who, dice in (("test", base + shift + r.normal(0, 0.02, len(names))), ("frangi", base)):
+        (root/who).mkdir(parents=True)
+        rows = "".join(f"{n},{v},{d!r},{d * 0.8!r},{d!r}\n" for (n, v), d in zip(names, map(float, dice)))
+        (root/who/"per_image.csv").write_text("name,video,dice,iou,cldice\n" + rows)
+        m = dict(split="test", n_images=len(names), n_videos=videos, threshold=0.5, threshold_split="val", threshold_source="val curve",
+                 model_spec="exported" if who == "test" else "frangi", figures={}, leakage="clean", leakage_reason="none",
+                 **{k: float(np.mean(dice)) for k in ["dice", "iou", "precision", "recall", "specificity", "accuracy", "cldice"]})
+        (root/who/"metrics.json").write_text(json.dumps({**m, **((prompt or {}) if who == "test" else dict(prompt=None))}))
+
+def report_markdown(tmp_path, eval_dir):
+    "The markdown outputs of the report rendered on an evaluation folder alone (no training run)."
+    nb = tmp_path/"r.ipynb"
+    subprocess.run(["papermill", "-k", "python3", "--log-level", "WARNING", str(ROOT/"nbs/report.ipynb"), str(nb), "-p", "work_dir", str(tmp_path/"none"),
+                    "-p", "eval_dir", str(eval_dir)], cwd=ROOT, check=True, capture_output=True, env=ENV)
+    return ["".join(o.get("data", {}).get("text/markdown", "")) for c in json.loads(nb.read_text())["cells"] for o in c.get("outputs", [])]
+
+SIGNIFICANCE = [   # (model − Frangi Dice, prompt fields of the model's metrics.json, verdict, what the prompt line says)
+    (0.08, dict(prompt="Please segment the stenosis.", prompt_source="training", prompt_texts={"stenosis": 36}),
+     "the model is significantly better", ['"Please segment the stenosis."', "most frequent training text", '"stenosis" (36 objects)']),
+    (-0.08, {}, "the model is significantly worse", ["not recorded"]),   # a metrics.json written before prompts were recorded
+    (0.0, dict(prompt="Please segment the artery.", prompt_source="--prompt", prompt_texts={}), "no significant difference",
+     ['"Please segment the artery."', "given with --prompt"]),
+]
+
+@pytest.mark.parametrize("shift,prompt,verdict,prompt_says", SIGNIFICANCE)
+def test_report_significance_and_prompt(shift, prompt, verdict, prompt_says, tmp_path):
+    "The comparison with the baseline says whether the difference is significant (paired over 12 videos), never a bare 'beats'; the prompt is shown at the top."
+    fake_eval(tmp_path/"eval", shift, prompt, seed=2)
+    mds = report_markdown(tmp_path, tmp_path/"eval")
+    line = next((t for t in mds[:4] if t.startswith("**Prompt**")), None)
+    assert line, "no prompt line near the top of the report"
+    for s in prompt_says: assert s in line, f"{s!r} not in {line!r}"
+    table = next(t for t in mds if t.startswith("**Model against the Frangi baseline**"))
+    sentence = re.compile(r"The model's test Dice is \d\.\d{3} (higher|lower) than Frangi's \(95% CI [+−]\d\.\d{3} to [+−]\d\.\d{3} over 12 videos, "
+                          r"Wilcoxon p (=|<) [\d.e-]+\): " + re.escape(verdict) + r"\.")
+    assert sentence.search(table), f"no significance sentence with {verdict!r} in {table!r}"
+    assert f"**{verdict.split()[-1] if 'significantly' in verdict else verdict}**" in table, "the comparison table does not show the verdict"
+    steps = mds[-1]
+    assert sentence.search(steps), f"Next steps does not state the verdict: {steps!r}"
+    assert "beats" not in "".join(mds)
