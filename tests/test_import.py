@@ -76,7 +76,7 @@ def test_text_overrides_the_category_and_images_folder_per_split(tmp_path):
     r = cli("import", "coco", "--split-file", f"train={flat/'train.json'}", f"val={flat/'val.json'}", tmp_path/"d2", "--images", f"{flat}/{{split}}")
     assert r.returncode == 0, r.stderr
     assert D.load_splits(tmp_path/"d2")["val"] == ["val_1.png"] and D.load_splits(tmp_path/"d2")["test"] == []
-    assert "test empty: to draw from train, run" in r.stdout and "--val-glob 'val_*' --test 0.2" in r.stdout
+    assert "test empty: to draw from train, run" in r.stdout and "--by video --val-glob 'val_*' --test 0.2" in r.stdout
 
 
 def test_single_file_keeps_working_with_category_names(tmp_path):
@@ -93,7 +93,7 @@ def test_split_val_glob_keeps_a_published_val(tmp_path):
     out = tmp_path/"data"
     assert cli("import", "coco", *_split_args(files), out).returncode == 0
     before = D.load_splits(out)
-    r = cli("split", out, "--overwrite", "--val-glob", "val_*", "--test-glob", "test_*"); assert r.returncode == 0, r.stderr
+    r = cli("split", out, "--overwrite", "--by", "video", "--val-glob", "val_*", "--test-glob", "test_*"); assert r.returncode == 0, r.stderr
     sp = D.load_splits(out)
     assert [sp[s] for s in D.SPLITS] == [before[s] for s in D.SPLITS] and sp["salt"] == before["salt"]
     assert (sp["val_glob"], sp["test_glob"]) == ("val_*", "test_*")
@@ -138,6 +138,7 @@ def test_bad_inputs_end_in_one_line_naming_the_file(tmp_path):
     _one_error(cli("import", "coco", files["train"].parent, out), str(files["train"].parent), "give the COCO .json file")
     _one_error(cli("import", "coco", "--split-file", f"train={files['train']}", f"val={files['train']}", out), "given for both train and val")
     _one_error(cli("import", "coco", "--split-file", f"train={files['train']}", f"train={files['val']}", out), "train is given twice")
+    _one_error(cli("import", "coco", "--split-file", f"train={files['train']}", "val=", out), "--split-file val=", "file is missing")
     assert not out.exists() and not list(tmp_path.glob(".data*"))   # nothing half-written
     r = cli("import", "coco", "--split-file", f"train={files['train']}", files["val"], out)   # a JSON without its split name
     assert r.returncode == 2 and f"val={files['val']}" in r.stderr

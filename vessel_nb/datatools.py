@@ -293,6 +293,15 @@ def published_splits(where:dict[str, str], # `{image name: split}` as the source
     return {"by": "published", "group_by": "published", "sources": sources, "salt": names_salt(names),
             "groups": {video_id(n): where[n] for n in names}, **{s: [n for n in names if where[n] == s] for s in SPLITS}}
 
+def _write_records(tmp:Path, entries:list[dict], summary:dict|None, splits:dict|None):
+    "`splits.json` of a published split, and `import.json`: the summary completed with the counts."
+    if splits is not None:
+        sp = published_splits(splits, summary["sources"]); write_json(tmp/"splits.json", sp, indent=1)
+        summary["splits"] = {s: len(sp[s]) for s in SPLITS}
+    if summary is not None:
+        summary.update(entries=len(entries), texts=_texts(entries), skipped=summary.pop("skipped", []))   # the long list last
+        write_json(tmp/IMPORT_FILE, summary, indent=1)
+
 def write_data(out:str|Path, items, inputs=(),
                summary:dict|None=None, # written as `import.json` with the entry and text counts (filled in here)
                splits:dict|None=None) -> int: # `{image name: split}` filled while `items` are read: written as `splits.json`
@@ -302,13 +311,7 @@ def write_data(out:str|Path, items, inputs=(),
         for p, e in items:
             if e["image"] in seen: raise DataError(f"{p} and {seen[e['image']]} would both be named {e['image']!r}; rename one")
             seen[e["image"]] = p; _link_or_copy(p, tmp/e["image"]); entries.append(e)
-        write_json(ann_path(tmp), entries)
-        if splits is not None:
-            sp = published_splits(splits, summary["sources"]); write_json(tmp/"splits.json", sp, indent=1)
-            summary["splits"] = {s: len(sp[s]) for s in SPLITS}
-        if summary is not None:
-            summary.update(entries=len(entries), texts=_texts(entries), skipped=summary.pop("skipped", []))   # the long list last
-            write_json(tmp/IMPORT_FILE, summary, indent=1)
+        write_json(ann_path(tmp), entries); _write_records(tmp, entries, summary, splits)
     return len(entries)
 
 def _mask_items(src:Path, pairs:list, text:str, threshold:int, skipped:list):
@@ -371,6 +374,7 @@ def parse_split_files(items:list[str]) -> dict[str, Path]:
     for it in items:
         s, _, j = it.partition("=")
         if s not in SPLITS: raise DataError(f"--split-file {it}: unknown split {s!r}; name each file {'=, '.join(SPLITS)}=")
+        if not j: raise DataError(f"--split-file {it}: the file is missing after '='")
         if s in out: raise DataError(f"--split-file {it}: {s} is given twice ({out[s]} and {j}); give one file per split")
         out[s] = Path(j)
     return out
@@ -437,7 +441,7 @@ _SKIPPED = {"coco": ("image(s) without annotations", "annotate them in the sourc
 def _resplit_hint(counts:dict, out) -> str:
     "How to fill the splits a published split left empty: the `split` command that keeps the given ones."
     flags = [f"--{s}-glob '{s}_*'" if counts[s] else f"--{s} 0.2" for s in ("val", "test")]
-    return f"{' and '.join(s for s in ('val', 'test') if not counts[s])} empty: to draw from train, run `python -m vessel_nb.dataset split {out} --overwrite {' '.join(flags)}`"
+    return f"{' and '.join(s for s in ('val', 'test') if not counts[s])} empty: to draw from train, run `python -m vessel_nb.dataset split {out} --overwrite --by video {' '.join(flags)}`"
 
 def format_import(s:dict, out:str|Path) -> str:
     "What an import did, for the console: entries, splits, texts, rescaled entries, and where the skipped files are listed."
@@ -606,14 +610,16 @@ class _ImportParser(argparse.ArgumentParser):
         if not hasattr(a, "paths"): return a, rest
         files = [x for x in a.split_file or [] if "=" in x]
         paths = a.paths + [x for x in a.split_file or [] if "=" not in x]
-        if files and len(paths) != 1: self.error(f"with --split-file give only OUT: name the split of every JSON (SPLIT=JSON, e.g. val={paths[0]})" if paths else "OUT is missing")
+        if files and len(paths) != 1: self.error(f"with --split-file give only OUT: name the split of every JSON (SPLIT=JSON, e.g. val={paths[0]})" if paths else "OUT is missing: give the new data folder after the split files")
         if not files and len(paths) != 2: self.error("give SRC.json OUT, or --split-file SPLIT=JSON [SPLIT=JSON ...] OUT")
         a.split_file, a.src, a.out = files, None if files else paths[0], paths[-1]; del a.paths
         return a, rest
 
 def _import_parser(sub):
     "The `import` command: one sub-command per format, each `--help` showing the layouts it reads."
-    i = sub.add_parser("import", help="convert masks / COCO / LabelMe to annotations.json (import FORMAT --help: the layouts)")
+    i = sub.add_parser("import", help="convert masks / COCO / LabelMe to annotations.json (import FORMAT --help: the layouts)",
+                       description="Convert another format into a new data folder: the images, annotations.json, and import.json (what was "
+                                   "imported, and every source file skipped, with why). `import FORMAT --help` shows the layouts each format reads.")
     fmts = i.add_subparsers(dest="fmt", required=True, metavar="{masks,coco,labelme}", parser_class=_ImportParser)
     kw = dict(formatter_class=argparse.RawDescriptionHelpFormatter)
     m = fmts.add_parser("masks", help="image + mask pairs", epilog=_LAYOUTS["masks"], **kw)
