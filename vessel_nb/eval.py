@@ -22,16 +22,16 @@ from .metrics import (METRICS, EMPTY_POLICIES, LeakageError, ThresholdChoice, Th
                                binarize, choose_threshold, cldice, curve_hist, segmentation_metrics, threshold_grid)
 
 # %% auto #0
-__all__ = ['FIT_IMAGES', 'HESSIAN_ORDERS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'EvalError', 'process_pool',
-           'parallel_map', 'to_gray', 'FrangiConfig', 'hessians', 'frangi_terms', 'frangi_vesselness', 'frangi_prob',
-           'FrangiBaseline', 'fit_sample', 'fit_frangi', 'EvalSample', 'EvalSplit', 'split_problems', 'valid_split',
-           'read_mask_pairs', 'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel', 'fig_png',
-           'save_figure', 'ProbaModel', 'find_checkpoint', 'provenance', 'checkpoint_model', 'frangi_model',
-           'load_eval_model', 'images_fingerprint', 'leakage_record', 'EvalConfig', 'check_config', 'tuning_split',
-           'pick_threshold', 'write_csv', 'jsonable', 'public_provenance', 'curve_rows', 'pred_keeper', 'case_figures',
-           'resolve_paths', 'run_inputs', 'prob_saver', 'result_record', 'write_outputs', 'evaluate',
-           'sweep_checkpoints', 'best_row', 'evaluate_checkpoints', 'checkpoint_plot', 'main', 'playground_view',
-           'playground']
+__all__ = ['FIT_IMAGES', 'FIT_SEED', 'HESSIAN_ORDERS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'EvalError',
+           'process_pool', 'parallel_map', 'to_gray', 'FrangiConfig', 'hessians', 'frangi_terms', 'frangi_vesselness',
+           'frangi_prob', 'FrangiBaseline', 'fit_sample', 'fit_frangi', 'EvalSample', 'EvalSplit', 'split_problems',
+           'valid_split', 'read_mask_pairs', 'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel',
+           'fig_png', 'save_figure', 'ProbaModel', 'find_checkpoint', 'provenance', 'checkpoint_model', 'frangi_model',
+           'load_eval_model', 'model_prompt', 'model_line', 'images_fingerprint', 'leakage_record', 'EvalConfig',
+           'check_config', 'tuning_split', 'pick_threshold', 'write_csv', 'jsonable', 'public_provenance', 'curve_rows',
+           'pred_keeper', 'case_figures', 'resolve_paths', 'run_inputs', 'prob_saver', 'result_record', 'prompt_record',
+           'write_outputs', 'evaluate', 'sweep_checkpoints', 'best_row', 'evaluate_checkpoints', 'sweep_row',
+           'checkpoint_plot', 'main', 'playground_view', 'playground']
 
 # %% ../nbs/09_eval.ipynb #a0d6b2e4
 class EvalError(UserError, ValueError):
@@ -80,7 +80,8 @@ class FrangiConfig:
     fov_level:float = 0.1         # grey level below which a pixel is outside the field of view (0: no FOV mask)
     fov_erode:int = 8             # pixels removed from the field of view's border
 
-FIT_IMAGES = 64  # at most this many training images fit the scales (evenly spaced over the split)
+FIT_IMAGES = 64  # at most this many training images fit the scales (a seeded sample spread over the videos)
+FIT_SEED = 0     # the seed of that sample (recorded in metrics.json)
 
 # %% ../nbs/09_eval.ipynb #b207db0b
 @lru_cache(maxsize=512)
@@ -158,10 +159,16 @@ class FrangiBaseline:
 # %% ../nbs/09_eval.ipynb #532a35e2
 SIGMA_GRID = ((2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 6), (4, 5, 6, 7))
 
-def fit_sample(n:int, k:int=FIT_IMAGES) -> list[int]:
-    "Indices of at most `k` of `n` images, evenly spaced (all of them when `n <= k`)."
+def fit_sample(videos:int|list, # each image's video (an int `n`: n images, each its own video)
+               k:int=FIT_IMAGES, seed:int=FIT_SEED) -> list[int]:
+    "Indices of at most `k` images, seeded and spread over videos: each video gives one before any gives two (all when `<= k`)."
     if not isinstance(k, int) or k < 1: raise EvalError(f"fit sample size {k!r}: must be an integer >= 1")
-    return list(range(n)) if n <= k else sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
+    videos = list(range(videos)) if isinstance(videos, int) else list(videos)
+    if len(videos) <= k: return list(range(len(videos)))
+    rng, by = np.random.default_rng(seed), {}
+    for i, v in enumerate(videos): by.setdefault(v, []).append(i)
+    keys = list(by); groups = [rng.permutation(by[keys[j]]).tolist() for j in rng.permutation(len(keys))]  # videos and frames shuffled
+    return sorted([g[r] for r in range(max(map(len, groups))) for g in groups if r < len(g)][:k])
 
 def _fit_hists(args) -> np.ndarray: # int64 `(G, 2, K)`
     "Threshold histograms of one training image for every scale set of the grid (each scale filtered once)."
@@ -327,11 +334,15 @@ def save_figure(fig, path:str|Path):
     write_bytes(path, fig_png(fig)); return Path(path)
 
 # %% ../nbs/09_eval.ipynb #3323d381
-DEFAULT_PROMPT = "Please segment the blood vessel."
+from .dataset import DEFAULT_TEXT, prompt_for, training_text
+DEFAULT_PROMPT = prompt_for(DEFAULT_TEXT)   # "Please segment the blood vessel."
 
 class ProbaModel:
-    "A `VesselPredictor` as a `predict_proba(image)` model; the prompt is an attribute."
-    def __init__(self, predictor, prompt:str=DEFAULT_PROMPT): self.predictor, self.prompt, self.no_seg = predictor, prompt, 0
+    "A `VesselPredictor` as a `predict_proba(image)` model; the prompt is an attribute, with where it came from."
+    def __init__(self, predictor, prompt:str=DEFAULT_PROMPT,
+                 source:str="default", # "training" (the model's training text), "--prompt" or "default"
+                 texts:dict|None=None): # the texts of the model's training record, `{text: n_objects}`
+        self.predictor, self.prompt, self.prompt_source, self.texts, self.no_seg = predictor, prompt, source, dict(texts or {}), 0
 
     def _prob(self, pred, image) -> np.ndarray:
         if getattr(pred, "warning", "") or getattr(pred, "prob", None) is None: self.no_seg += 1  # no [SEG]: empty prediction
@@ -379,22 +390,44 @@ def frangi_model(data:str|Path, fit_images:int=FIT_IMAGES, workers:int|None=None
     "`(baseline, provenance)`: Frangi fitted on at most `fit_images` training images; the provenance holds their record."
     train, ex = valid_split(data, "train", exclude_invalid=exclude_invalid)
     if not len(train): raise DataError(f"{data}: the training split is empty; the Frangi baseline needs training images")
-    idx = fit_sample(len(train), fit_images); samples = [train[i] for i in idx]
+    vids = [video_id(x) for x in train.images]
+    idx = fit_sample(vids, fit_images); samples = [train[i] for i in idx]
     m = fit_frangi([s.image for s in samples], [s.gt for s in samples], "train", n=n, workers=workers, progress=progress)
-    m.fit.update(fit_sample=f"{len(idx)} of {len(train)} training images, evenly spaced")
+    nv = len({vids[i] for i in idx})
+    m.fit.update(fit_of=len(train), fit_videos=nv, fit_seed=FIT_SEED,
+                 fit_sample=f"{len(idx)} of {len(train)} training images from {nv} of {len(set(vids))} videos (seed {FIT_SEED})")
     names = [train.images[i] for i in idx]
     return m, dict(m.provenance(), data_fingerprint=data_fingerprint(data), training_set=training_set(data, names), excluded=ex)
 
 def load_eval_model(spec:str, # "frangi", or a checkpoint: work folder, WORK/iter_N, pointer file, exported model folder
                     data:str|Path|None=None, # data folder (the baseline is fitted on its training split)
-                    prompt:str=DEFAULT_PROMPT, device=None, progress:bool=False,
+                    prompt:str|None=None, # neural models: None asks the model's training text (`model_prompt`)
+                    device=None, progress:bool=False,
                     answer:str|None=None, # neural models: a fixed answer with [SEG] instead of decoding one
                     **frangi_kw): # `frangi_model` options
     "`(model, provenance)` for the CLI's `--model`; provenance `training_set` is the model's record (None: unknown)."
     if spec == "frangi": return frangi_model(data, progress=progress, **frangi_kw)
     from vessel_nb.model import VesselPredictor
     model, prov = checkpoint_model(spec, device)
-    return ProbaModel(VesselPredictor(model, threshold=0.5, answer=answer), prompt), prov
+    return ProbaModel(VesselPredictor(model, threshold=0.5, answer=answer), *model_prompt(prov["training_set"], prompt)), prov
+
+def model_prompt(record:dict|None, # the model's training record (`training_set.json`)
+                 prompt:str|None=None # `--prompt`: wins when given
+                 ) -> tuple[str, str, dict]:
+    "`(prompt, source, texts)`: `--prompt`, else the question about the model's most frequent training text, else the default."
+    texts = (record or {}).get("texts") or {}
+    if prompt is not None: return prompt, "--prompt", texts
+    text = training_text(record)
+    return (prompt_for(text), "training", texts) if text else (DEFAULT_PROMPT, "default", texts)
+
+def model_line(model) -> str:
+    "The console line that says what a model was set up with: the prompt and where it came from, or the baseline's fit."
+    if isinstance(model, FrangiBaseline):
+        f = model.fit; return f"Frangi baseline: scales {model.cfg.sigmas} fitted on {f.get('fit_sample') or f.get('fit_images')}; train Dice {f.get('fit_dice', float('nan')):.4f}"
+    t = ", ".join(f"{k} ×{v:,}" for k, v in list(model.texts.items())[:3]) + (f" and {len(model.texts) - 3} more" if len(model.texts) > 3 else "")
+    why = dict(training=f"from the model's training data: {t}" + ("; the most frequent is asked" if len(model.texts) > 1 else ""),
+               default="the default: the model's training record names no texts; choose one with --prompt")
+    return f'prompt: "{model.prompt}" ({why.get(model.prompt_source, "given with --prompt")})'
 
 
 # %% ../nbs/09_eval.ipynb #53565248
@@ -446,7 +479,7 @@ class EvalConfig:
     batch_size:int = 4              # images per inference batch (the Frangi baseline: at least 2 per worker)
     workers:int|None = None         # processes of the Frangi baseline (default: every core)
     fit_images:int = FIT_IMAGES     # the Frangi baseline's scales are fitted on at most this many training images
-    prompt:str = DEFAULT_PROMPT     # text prompt of the neural model
+    prompt:str|None = None          # text prompt of the neural model (default: asks for its training text, e.g. "Please segment the stenosis.")
     answer:str|None = None          # a fixed answer with [SEG] (e.g. "Sure, [SEG]."): one forward pass, no decoding
     empty:str = "nan"               # empty-mask policy: nan, one, zero
     cldice:bool = True              # compute clDice (skeletons)
@@ -472,7 +505,7 @@ def check_config(cfg:EvalConfig) -> EvalConfig:
     if cfg.workers is not None and not _int_at_least(cfg.workers, 1): raise bad("workers", "must be an integer >= 1 (leave it out for every core)")
     if not _int_at_least(cfg.n_bins, 2) or cfg.n_bins > 100_000: raise bad("n_bins", "must be an integer from 2 to 100000 (thresholds 0, 1/n, ..., 1)")
     if cfg.empty not in EMPTY_POLICIES: raise bad("empty", f"use one of {', '.join(EMPTY_POLICIES)}")
-    if not isinstance(cfg.prompt, str) or not cfg.prompt.strip(): raise bad("prompt", "must be a non-empty text")
+    if cfg.prompt is not None and (not isinstance(cfg.prompt, str) or not cfg.prompt.strip()): raise bad("prompt", "must be a non-empty text")
     if cfg.answer is not None and "[SEG]" not in str(cfg.answer): raise bad("answer", "has no [SEG]; give an answer such as 'Sure, [SEG].'")
     for f in ("data", "out", "checkpoints", "device"):
         if getattr(cfg, f) is not None and (not isinstance(getattr(cfg, f), str) or not getattr(cfg, f).strip()): raise bad(f, "must be a non-empty path or name")
@@ -575,8 +608,13 @@ def result_record(cfg:EvalConfig, root:Path, split:EvalSplit, met:SegMetrics, ch
                 threshold_criterion=choice.criterion, threshold_score=choice.score, split=cfg.split,
                 split_fingerprint=images_fingerprint(split.images), model=public_provenance(prov), model_spec=cfg.model,
                 data=str(root.resolve()), data_fingerprint=data_fingerprint(root), **leak, no_seg=getattr(model, "no_seg", 0),
-                prompt=cfg.prompt if isinstance(model, ProbaModel) else None,
+                **prompt_record(model),
                 answer=cfg.answer if isinstance(model, ProbaModel) else None, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+def prompt_record(model) -> dict:
+    "The prompt fields of `metrics.json` (None for a model without a prompt, e.g. the baseline)."
+    p = isinstance(model, ProbaModel)
+    return dict(prompt=model.prompt if p else None, prompt_source=model.prompt_source if p else None, prompt_texts=model.texts if p else None)
 
 def write_outputs(folder:Path, res:dict, met:SegMetrics, curve:ThresholdCurve|None):
     "metrics.json, per_image.csv, per_video.csv, threshold_curve.csv."
@@ -595,7 +633,7 @@ def evaluate(cfg:EvalConfig) -> dict:
     with staged(out, cfg.overwrite, OUT_HINT, inputs=run_inputs(cfg, root)) as tmp:
         model, prov = load_eval_model(cfg.model, root, cfg.prompt, cfg.device, cfg.progress, cfg.answer, fit_images=cfg.fit_images,
                                       workers=cfg.workers, exclude_invalid=cfg.exclude_invalid, n=cfg.n_bins)
-        excluded += prov.pop("excluded", [])
+        print(model_line(model), flush=True); excluded += prov.pop("excluded", [])
         leak = leakage_record(prov.pop("training_set"), root, cfg.split, split.images, cfg.allow_overlap or cfg.allow_train_split,
                               cfg.allow_unknown_training_set, cfg.real_names)
         choice, curve, ex = pick_threshold(model, cfg, root)
@@ -629,21 +667,31 @@ def evaluate_checkpoints(cfg:EvalConfig, loader=None) -> list[dict]:
     cks, (split, excluded), fp = sweep_checkpoints(cfg.checkpoints), valid_split(root, "val", cfg.real_names, cfg.exclude_invalid), data_fingerprint(root)
     if not len(split): raise DataError(f"{root}: the validation split is empty; re-split with --val > 0")
     thr = ThresholdChoice(float(cfg.threshold), "fixed (--threshold)") if cfg.threshold is not None else ThresholdChoice(0.5, "default 0.5 (fixed for checkpoint selection)")
-    rows = []
+    rows, t0, load = [], time.time(), loader or partial(load_eval_model, answer=cfg.answer)
     with staged(out, cfg.overwrite, OUT_HINT, inputs=run_inputs(cfg, root)) as tmp:
-        for ck in cks:
-            model, prov = (loader or partial(load_eval_model, answer=cfg.answer))(str(ck), root, cfg.prompt, cfg.device)
-            leak = leakage_record(prov.get("training_set"), root, "val", split.images, cfg.allow_overlap or cfg.allow_train_split, cfg.allow_unknown_training_set, cfg.real_names)
-            met, _ = run_split(model, split, thr.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size, progress=cfg.progress, desc=ck.name)
-            a = met.aggregate()
-            rows.append(dict(iter=ckpt_iter(ck), checkpoint=ck.name, **{k: a[k] for k in METRICS + (("cldice",) if cfg.cldice else ())},
-                             leakage=leak["leakage"], overlap_n=leak["overlap"]["n"], best=False))
+        for i, ck in enumerate(cks, 1):
+            rows.append(sweep_row(ck, load, cfg, root, split, thr, rows[-1]["prompt"] if rows else None, f"{ck.name} ({i}/{len(cks)})"))
+            el = time.time() - t0
+            print(f"{ck.name} ({i}/{len(cks)}): dice {rows[-1]['dice']:.4f}; {el:.0f} s so far, about {el / i * (len(cks) - i):.0f} s left", flush=True)
         best_row(rows)["best"] = True
         write_csv(tmp/"checkpoints.csv", rows)
         write_json(tmp/"checkpoints.json", jsonable(dict(split="val", threshold=thr.threshold, threshold_source=thr.source, data_fingerprint=fp,
-                                                         best=best_row(rows)["checkpoint"], excluded=excluded, excluded_n=len(excluded), rows=rows)), indent=1)
+                                                         best=best_row(rows)["checkpoint"], prompt=rows[0]["prompt"], prompt_source=rows[0]["prompt_source"],
+                                                         excluded=excluded, excluded_n=len(excluded), rows=rows)), indent=1)
         save_figure(checkpoint_plot(rows), tmp/"checkpoints.png")
     return rows
+
+def sweep_row(ck:Path, load, cfg:EvalConfig, root:Path, split:EvalSplit, thr:ThresholdChoice,
+              prev:str|None=None, # the previous checkpoint's prompt: the prompt line is printed when it changes
+              desc:str="") -> dict:
+    "One checkpoint's row of the sweep: load it (`load` as `load_eval_model`), refuse leakage, score `split` at `thr`."
+    model, prov = load(str(ck), root, cfg.prompt, cfg.device)
+    if isinstance(model, ProbaModel) and model.prompt != prev: print(model_line(model), flush=True)
+    leak = leakage_record(prov.get("training_set"), root, "val", split.images, cfg.allow_overlap or cfg.allow_train_split, cfg.allow_unknown_training_set, cfg.real_names)
+    met, _ = run_split(model, split, thr.threshold, SegMetrics(cfg.empty, cfg.cldice), batch_size=cfg.batch_size, progress=cfg.progress, desc=desc or ck.name)
+    a, p = met.aggregate(), prompt_record(model)
+    return dict(iter=ckpt_iter(ck), checkpoint=ck.name, **{k: a[k] for k in METRICS + (("cldice",) if cfg.cldice else ())},
+                leakage=leak["leakage"], overlap_n=leak["overlap"]["n"], prompt=p["prompt"], prompt_source=p["prompt_source"], best=False)
 
 def checkpoint_plot(rows:list[dict]):
     "Validation Dice/IoU/clDice against iteration, the best checkpoint marked."
