@@ -1,4 +1,4 @@
-"""Modules depend in one direction: core → dataset → datatools → metrics → model → checkpoint → train → official →
+"""Modules depend in one direction: core → dataset → synth → datatools → metrics → model → checkpoint → train → official →
 convert → eval → testing. This test reads the imports of every `vessel_nb/*.py` (at any depth, lazy imports inside
 functions included) and fails on an import of a later module; the architecture page shows the same graph."""
 import ast, re
@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT/"vessel_nb"
-ORDER = ["core", "dataset", "dicom", "datatools", "metrics", "model", "checkpoint", "train", "official", "convert", "eval", "predict", "testing"]
+ORDER = ["core", "dataset", "synth", "dicom", "datatools", "metrics", "model", "checkpoint", "train", "official", "convert", "eval", "predict", "testing"]
 MODULES = sorted(p.stem for p in PKG.glob("*.py") if not p.stem.startswith("_"))
 
 
