@@ -174,3 +174,14 @@ def test_command_line_exit_codes(tmp_path):
     assert p.returncode == 1 and p.stderr.startswith("error: ") and "nowhere" in p.stderr
     p = subprocess.run([sys.executable, "-m", "vessel_nb.dicom", str(tmp_path/"src")], capture_output=True, text=True)
     assert p.returncode == 2
+
+
+def test_the_import_can_be_a_sub_command_of_another_command_line(tmp_path, capsys):
+    "`add_dicom_parser` + `cmd`: how `python -m vessel_nb.dataset import dicom SRC OUT` offers the same import."
+    import argparse
+    D.synthetic_run(tmp_path/"r.dcm", n=4, size=32)
+    p = argparse.ArgumentParser(prog="python -m vessel_nb.dataset"); fmts = p.add_subparsers(dest="fmt")
+    D.add_dicom_parser(fmts)
+    a = p.parse_args(["dicom", str(tmp_path/"r.dcm"), str(tmp_path/"out"), "--every", "2"])
+    assert a.fmt == "dicom" and D.cmd(a) == 0 and len(frames_of(tmp_path/"out")) == 2
+    assert "imported 1 run(s), 2 frames" in capsys.readouterr().out

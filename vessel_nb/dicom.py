@@ -17,10 +17,10 @@ from .core import DataError, staged, write_json, digest, run_cli
 from .dataset import pseudonym, write_image, ann_path, load_image
 
 # %% auto #0
-__all__ = ['FAKE_PATIENT', 'IDENTIFYING', 'MANIFEST', 'EXIT_SKIPPED', 'DicomError', 'synthetic_frames', 'synthetic_report',
-           'synthetic_run', 'read_dicom', 'sop_name', 'image_problem', 'decoder_problem', 'modality_values',
-           'window_of', 'display', 'frame_times', 'select_frames', 'removed_fields', 'Series', 'Skipped', 'scan', 'Run',
-           'load_run', 'import_dicom', 'add_dicom_args', 'cmd', 'main']
+__all__ = ['FAKE_PATIENT', 'IDENTIFYING', 'MANIFEST', 'EXIT_SKIPPED', 'DESCRIPTION', 'EPILOG', 'DicomError', 'synthetic_frames',
+           'synthetic_report', 'synthetic_run', 'read_dicom', 'sop_name', 'image_problem', 'decoder_problem',
+           'modality_values', 'window_of', 'display', 'frame_times', 'select_frames', 'removed_fields', 'Series',
+           'Skipped', 'scan', 'Run', 'load_run', 'import_dicom', 'add_dicom_args', 'add_dicom_parser', 'cmd', 'main']
 
 # %% ../nbs/01b_dicom.ipynb #8147801a
 class DicomError(DataError):
@@ -424,6 +424,13 @@ def add_dicom_args(p:argparse.ArgumentParser, positional:bool=True) -> argparse.
     p.add_argument("--overwrite", action="store_true", help="replace an OUT written by vessel_nb")
     return p
 
+DESCRIPTION = "Import DICOM angiography runs (XA / XRF) into a de-identified data folder."
+EPILOG = f"exit codes: 0 every file imported; {EXIT_SKIPPED} imported, some files left out; 1 nothing imported or input refused; 2 usage error"
+
+def add_dicom_parser(sub, name:str="dicom") -> argparse.ArgumentParser:
+    "Add the import as sub-command `name` of the sub-parsers `sub` (as `python -m vessel_nb.dataset import dicom`)."
+    return add_dicom_args(sub.add_parser(name, help="DICOM runs (XA / XRF, multi-frame or series): de-identified frames", description=DESCRIPTION, epilog=EPILOG))
+
 def cmd(a) -> int:
     "Run the import for parsed arguments `a`; the exit code (0, or 3 when files were left out)."
     r = import_dicom(a.src, a.out, a.every, a.frames, a.salt, a.mapping, a.mapping_inside_out, a.allow_burned_in, a.overwrite)
@@ -435,8 +442,7 @@ def cmd(a) -> int:
 # %% ../nbs/01b_dicom.ipynb #2af0614f
 def main(argv:list[str]|None=None) -> int:
     "`python -m vessel_nb.dicom SRC OUT ...`; returns the exit code."
-    p = argparse.ArgumentParser(prog="python -m vessel_nb.dicom", description="Import DICOM angiography runs (XA / XRF) into a de-identified data folder.",
-                                epilog=f"exit codes: 0 every file imported; {EXIT_SKIPPED} imported, some files left out; 1 nothing imported or input refused; 2 usage error")
+    p = argparse.ArgumentParser(prog="python -m vessel_nb.dicom", description=DESCRIPTION, epilog=EPILOG)
     return run_cli(cmd, add_dicom_args(p).parse_args(argv))
 
 if __name__ == "__main__" and not in_notebook(): sys.exit(main())
