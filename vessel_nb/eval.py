@@ -478,7 +478,7 @@ class EvalConfig:
     exclude_invalid:bool = False    # leave out entries the data check rejects (listed in metrics.json) instead of refusing
     batch_size:int = 4              # images per inference batch (the Frangi baseline: at least 2 per worker)
     workers:int|None = None         # processes of the Frangi baseline (default: every core)
-    fit_images:int = FIT_IMAGES     # the Frangi baseline's scales are fitted on at most this many training images
+    fit_images:int = FIT_IMAGES     # the Frangi baseline's scales are fitted on at most this many training images (a seeded sample over the videos)
     prompt:str|None = None          # text prompt of the neural model (default: asks for its training text, e.g. "Please segment the stenosis.")
     answer:str|None = None          # a fixed answer with [SEG] (e.g. "Sure, [SEG]."): one forward pass, no decoding
     empty:str = "nan"               # empty-mask policy: nan, one, zero
