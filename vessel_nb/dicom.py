@@ -64,7 +64,7 @@ def synthetic_report(path:str|Path, patient:dict=FAKE_PATIENT) -> Path:
     ds = _base("sr", patient); ds.ValueType = "CONTAINER"
     Path(path).parent.mkdir(parents=True, exist_ok=True); ds.save_as(path, enforce_file_format=True); return Path(path)
 
-# %% ../nbs/01b_dicom.ipynb #d5dd23cd
+# %% ../nbs/01b_dicom.ipynb #ae0b11db
 def _stored(d:np.ndarray, photometric:str, bits:int, slope:float, intercept:float) -> tuple[np.ndarray, tuple]:
     "Stored pixel values whose rescale, window and photometric interpretation give display image `d`, and that window."
     v = (255 - d if photometric == "MONOCHROME1" else d).astype(np.float64)
@@ -85,7 +85,7 @@ def _pixels(ds, stored:np.ndarray, bits:int, jpeg:bool):
     ds.PixelData = encapsulate([cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 98])[1].tobytes() for f in stored])
     ds["PixelData"].VR, ds.LossyImageCompression = "OB", "01"
 
-# %% ../nbs/01b_dicom.ipynb #e7a359fb
+# %% ../nbs/01b_dicom.ipynb #66d2a309
 def synthetic_run(path:str|Path, # a file (multi-frame) or, with `single_frame`, a folder
                   n:int=8, size:int=64, seed:int=0,
                   photometric:str="MONOCHROME2", # or MONOCHROME1 (white vessels stored, displayed inverted)
@@ -114,7 +114,7 @@ def synthetic_run(path:str|Path, # a file (multi-frame) or, with `single_frame`,
         _pixels(ds, s, bits, jpeg); ds.save_as(p, enforce_file_format=True)
     return [p for p, _, _ in groups]
 
-# %% ../nbs/01b_dicom.ipynb #fb3a0025
+# %% ../nbs/01b_dicom.ipynb #078f2ba8
 def _short(e:Exception) -> str: return " ".join(f"{type(e).__name__}: {e}".split())[:160]
 
 def read_dicom(path:str|Path, pixels:bool=False) -> "pydicom.Dataset":
@@ -137,7 +137,7 @@ def image_problem(ds) -> str|None:
     if all(k in ds for k in ("Rows", "Columns", "BitsAllocated")): return None
     return f"a {sop_name(ds)} object, not an image (no pixel data); only image objects (XA, XRF, ...) are imported"
 
-# %% ../nbs/01b_dicom.ipynb #f25a4bf7
+# %% ../nbs/01b_dicom.ipynb #67f5ba72
 def decoder_problem(ds) -> str|None:
     "What to install when `ds`'s pixel data is compressed in a syntax no installed decoder reads, if so."
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -149,7 +149,7 @@ def decoder_problem(ds) -> str|None:
     return (f"pixel data compressed as {ts.name} and no decoder for it is installed; install one of: "
             + "; ".join(dec.missing_dependencies) + " (e.g. `pip install pylibjpeg pylibjpeg-libjpeg`)")
 
-# %% ../nbs/01b_dicom.ipynb #3c0bdc92
+# %% ../nbs/01b_dicom.ipynb #6e5d3375
 def _first(v) -> float:
     "The first value of a possibly multi-valued DICOM number."
     try: v = v[0]
@@ -184,7 +184,7 @@ def display(v:np.ndarray, # modality values (any shape)
     y = np.clip(np.round(y), 0, 255).astype(np.uint8)
     return 255 - y if monochrome1 else y
 
-# %% ../nbs/01b_dicom.ipynb #f483363b
+# %% ../nbs/01b_dicom.ipynb #98d695d2
 def _seconds(t:str) -> float|None:
     "Seconds since midnight of a DICOM TM value (`HHMMSS.ffffff`)."
     try: t = str(t).replace(":", ""); return int(t[:2]) * 3600 + int(t[2:4] or 0) * 60 + float(t[4:] or 0)
@@ -201,7 +201,7 @@ def frame_times(ds, n:int) -> tuple[list[float]|None, float|None]:
     if n > 1 and t[-1] > 0: rate = round(1000 * (n - 1) / float(t[-1]), 3)
     return [round(float(x), 3) for x in t], rate
 
-# %% ../nbs/01b_dicom.ipynb #cc027ffa
+# %% ../nbs/01b_dicom.ipynb #7c88e4ea
 def _frame_range(frames:str|None, every:int) -> tuple[int, int|None]:
     "`(A, B)` of a `--frames A:B` value (B None: to the end); `DicomError` naming the flag when it or `every` is invalid."
     if not isinstance(every, int) or every < 1: raise DicomError(f"--every {every!r}: must be an integer >= 1")
@@ -222,7 +222,7 @@ def select_frames(n:int, # frames in the run
     if not keep: raise DicomError(f"--frames {frames}: the run has only {n} frames")
     return keep
 
-# %% ../nbs/01b_dicom.ipynb #59790aa1
+# %% ../nbs/01b_dicom.ipynb #d3ecbfe9
 IDENTIFYING = ("PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthDate", "PatientBirthTime",
                "PatientSex", "PatientAge", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
                "IssuerOfPatientID", "MedicalRecordLocator", "AccessionNumber", "StudyID", "StudyDate", "SeriesDate",
@@ -237,7 +237,7 @@ def removed_fields(ds) -> list[str]:
     "The identifying attributes present in `ds` (their names), none of which is copied."
     return [k for k in IDENTIFYING if ds.get(k) not in (None, "")]
 
-# %% ../nbs/01b_dicom.ipynb #2cbd2b07
+# %% ../nbs/01b_dicom.ipynb #171948b5
 @dataclass
 class Series:
     "One run: a multi-frame object, or the single-frame images of one series (ordered by instance number)."
@@ -262,7 +262,7 @@ def _files(src:Path) -> list[Path]:
     if not src.is_dir(): raise DicomError(f"{src}: no such file or folder; give a DICOM file or a folder of them")
     return sorted(p for p in src.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.relative_to(src).parts) and p.name.upper() != "DICOMDIR")
 
-# %% ../nbs/01b_dicom.ipynb #465fb7c1
+# %% ../nbs/01b_dicom.ipynb #cdcb4410
 def _header_problem(ds, allow_burned_in:bool) -> tuple[str, str]|None:
     "`(kind, reason)` when a readable header cannot be imported."
     why = image_problem(ds)
@@ -289,7 +289,7 @@ def scan(src:str|Path, allow_burned_in:bool=False) -> tuple[list[Series], list[S
     series = [Series(s.key, [p for _, p in sorted(s.files)], s.multiframe, [i for i, _ in sorted(s.files)]) for s in runs.values()]
     return series, out
 
-# %% ../nbs/01b_dicom.ipynb #9a218184
+# %% ../nbs/01b_dicom.ipynb #5948a502
 @dataclass
 class Run:
     "The display frames of one run and what the manifest says about them."
@@ -312,7 +312,7 @@ def _decode(p:Path):
         with warnings.catch_warnings(): warnings.simplefilter("ignore"); return ds, ds.pixel_array
     except Exception as e: raise DicomError(f"{p}: pixel data does not decode, the file is damaged or truncated ({_short(e)})") from None
 
-# %% ../nbs/01b_dicom.ipynb #e1f6587d
+# %% ../nbs/01b_dicom.ipynb #7b335437
 def _facts(ds, n:int, times, rate, win) -> dict:
     "What the manifest records about a run: technical values only."
     return dict(n_frames_source=n, rows=int(ds.Rows), columns=int(ds.Columns), modality=str(ds.get("Modality", "")),
@@ -330,7 +330,7 @@ def _multiframe(s:Series, frames:str|None, every:int) -> tuple[list[int], np.nda
     info = _facts(ds, n, times, rate, window_of(ds)) | dict(frame_times_ms=[times[k - 1] for k in keep] if times else None)
     return keep, display(v, window_of(ds), monochrome1=ds.get("PhotometricInterpretation") == "MONOCHROME1"), info
 
-# %% ../nbs/01b_dicom.ipynb #8f95fb50
+# %% ../nbs/01b_dicom.ipynb #bd845ade
 def _series(s:Series, frames:str|None, every:int) -> tuple[list[int], np.ndarray, dict, list]:
     "Frames of a single-frame series (damaged members skipped)."
     keep, nums = select_frames(len(s.files), frames, every), s.numbers()
@@ -352,7 +352,7 @@ def load_run(s:Series, frames:str|None=None, every:int=1, salt:str="") -> Run:
     keep, imgs, info, sk = (*_multiframe(s, frames, every), []) if s.multiframe else _series(s, frames, every)
     return Run(pseudonym(digest(s.key), salt), keep, imgs, info, sk)
 
-# %% ../nbs/01b_dicom.ipynb #6af0796c
+# %% ../nbs/01b_dicom.ipynb #7e09b7db
 MANIFEST = "dicom_manifest.json"
 EXIT_SKIPPED = 3   # imported, but some files were left out
 
@@ -371,7 +371,7 @@ def _check_mapping(mapping, out, inside:bool):
                          "write it elsewhere, or pass --mapping-inside-out")
     if m.exists(): raise DicomError(f"--mapping {mapping}: exists; choose a new file (an old mapping is never overwritten)")
 
-# %% ../nbs/01b_dicom.ipynb #a6fdfded
+# %% ../nbs/01b_dicom.ipynb #93c6caa5
 def _write_run(tmp:Path, r:Run) -> dict:
     "Write a run's frames into `tmp/images`; its manifest entry."
     width = max(4, len(str(max(r.numbers))))
@@ -386,7 +386,6 @@ def _manifest(videos:list, removed:set, skipped:list, frames, every, mapping, bu
                 pixels_burned_in_allowed=burned, mapping_written=mapping is not None,
                 skipped=dict(n=len(skipped), reasons=sorted({f"{s.kind}: {s.reason}" for s in skipped})))
 
-# %% ../nbs/01b_dicom.ipynb #7b1de972
 def import_dicom(src:str|Path, # a DICOM file or a folder (searched recursively)
                  out:str|Path, # the new data folder
                  every:int=1, frames:str|None=None, # frame selection (see `select_frames`)
@@ -411,7 +410,7 @@ def import_dicom(src:str|Path, # a DICOM file or a folder (searched recursively)
     if mapping: write_json(mapping, dict(salt=salt, runs=ids), indent=1); os.chmod(mapping, 0o600)
     return dict(videos=len(videos), frames=sum(len(v["frames"]) for v in videos), skipped=skipped, manifest=man)
 
-# %% ../nbs/01b_dicom.ipynb #982386b2
+# %% ../nbs/01b_dicom.ipynb #8342ed7e
 def add_dicom_args(p:argparse.ArgumentParser, positional:bool=True) -> argparse.ArgumentParser:
     "Add the import's arguments to `p` (`positional`: also SRC and OUT)."
     if positional: p.add_argument("src", help="a DICOM file or a folder of them (searched recursively)"); p.add_argument("out", help="the new data folder")
@@ -439,7 +438,6 @@ def cmd(a) -> int:
           + (f"; mapping in {a.mapping} (identifying: keep it private)" if a.mapping else ""))
     return EXIT_SKIPPED if r["skipped"] else 0
 
-# %% ../nbs/01b_dicom.ipynb #2af0614f
 def main(argv:list[str]|None=None) -> int:
     "`python -m vessel_nb.dicom SRC OUT ...`; returns the exit code."
     p = argparse.ArgumentParser(prog="python -m vessel_nb.dicom", description=DESCRIPTION, epilog=EPILOG)

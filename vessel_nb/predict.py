@@ -43,7 +43,6 @@ class Clip:
     skipped:list = field(default_factory=list)   # `Skipped` files (members of a DICOM series)
     source:Path|None = None # the (first) file it is read from
 
-# %% ../nbs/09a_predict.ipynb #4fa59402
 def _image_clip(p:Path, real:bool) -> Clip:
     name = p.stem if real else display_name(p.name)
     return Clip(name, "image", 1, lambda: iter([(None, name, load_image(p, name=name))]))
@@ -68,7 +67,7 @@ def _folder_clips(d:Path, files:list[Path], real:bool, frames:str|None, every:in
                           lambda rows=rows: ((k, nm, load_image(f, name=nm)) for k, nm, f in rows), fps.get(vid)))
     return clips
 
-# %% ../nbs/09a_predict.ipynb #1ebf4dd4
+# %% ../nbs/09a_predict.ipynb #3fff4934
 def _video_clip(p:Path, real:bool, frames:str|None, every:int) -> Clip:
     "A video file read with OpenCV, frame by frame."
     import cv2
@@ -88,7 +87,6 @@ def _video_clip(p:Path, real:bool, frames:str|None, every:int) -> Clip:
         finally: cap.release()
     return Clip(name, "video", len(keep), read, fps if fps and fps > 0 else None)
 
-# %% ../nbs/09a_predict.ipynb #fdaf4ba9
 def _dicom_clips(p:Path, real:bool, frames:str|None, every:int, salt:str, allow_burned_in:bool) -> tuple[list[Clip], list]:
     "One clip per DICOM run under `p`, decoded when its frames are asked for; the files left out."
     series, skipped = scan(p, allow_burned_in)
@@ -105,7 +103,6 @@ def _dicom_clips(p:Path, real:bool, frames:str|None, every:int, salt:str, allow_
     if not clips: raise PredictError(f"{p}: no DICOM run to predict" + "".join(f"; {x.path.name}: {x.reason}" for x in skipped[:3]))
     return clips, skipped
 
-# %% ../nbs/09a_predict.ipynb #3ace1186
 def _is_dicom(p:Path) -> bool:
     "Whether a file starts like a DICOM file (the `DICM` marker after the 128-byte preamble)."
     try:
@@ -129,7 +126,7 @@ def open_input(path:str|Path, # an image, a folder of frames, a video file, or a
     if not imgs: raise PredictError(f"{p}: no image files (in it or in images/) and no DICOM files; give {kinds}")
     return _folder_clips(p, imgs, real, frames, every), []
 
-# %% ../nbs/09a_predict.ipynb #3e062261
+# %% ../nbs/09a_predict.ipynb #7afa22fa
 def model_sha256(path:str|Path) -> str:
     "sha256 identifying a model's files: of `checksums.json` when there is one, else of its weight and JSON files."
     p = Path(path)
@@ -148,7 +145,7 @@ def load_model(spec:str, data:str|None=None, device:str|None=None, answer:str|No
     prov.pop("excluded", None)
     return model, dict(prov, sha256=model_sha256(prov["path"]) if spec != "frangi" else digest(json.dumps(model.provenance(), sort_keys=True, default=str)))
 
-# %% ../nbs/09a_predict.ipynb #1ea536ba
+# %% ../nbs/09a_predict.ipynb #07b7cb36
 DEFAULT_PROMPT = prompt_for("blood vessel")
 
 def choose_prompt(prompt:str|None, record:dict|None) -> tuple[str, str]:
@@ -157,7 +154,7 @@ def choose_prompt(prompt:str|None, record:dict|None) -> tuple[str, str]:
     t = training_text(record)
     return (prompt_for(t), "training") if t else (DEFAULT_PROMPT, "default")
 
-# %% ../nbs/09a_predict.ipynb #a1a553dc
+# %% ../nbs/09a_predict.ipynb #752647c3
 def _eval_threshold(path:str|Path, spec:str, prov:dict) -> tuple[float, str]:
     "The threshold an `eval` run chose, refused when that run evaluated another model."
     p = Path(path); p = p/"metrics.json" if p.is_dir() else p
@@ -178,7 +175,7 @@ def choose_threshold(threshold:float|None, threshold_from:str|None, spec:str, pr
     if isinstance(prov.get("fit_threshold"), (int, float)): return float(prov["fit_threshold"]), f"Frangi fit on {prov.get('fit_images')} training images"
     return 0.5, "default 0.5: the model records no validated threshold (pass --threshold-from an eval run of it)"
 
-# %% ../nbs/09a_predict.ipynb #f3267fb9
+# %% ../nbs/09a_predict.ipynb #59ee3819
 @lru_cache(maxsize=1)
 def mp4_works() -> bool:
     "Whether this OpenCV writes MP4 files it can read back."
@@ -201,7 +198,7 @@ def burn_label(rgb:np.ndarray, text:str, min_width:int=256) -> np.ndarray: # uin
     cv2.putText(x, text, org, cv2.FONT_HERSHEY_SIMPLEX, sc, (255, 255, 255), 1, cv2.LINE_AA)
     return x
 
-# %% ../nbs/09a_predict.ipynb #1d22ea68
+# %% ../nbs/09a_predict.ipynb #1711642e
 class Movie:
     "An overlay movie written frame by frame: MP4, or a GIF when OpenCV cannot write MP4 (`gif=True` forces it)."
     def __init__(self, stem:Path, fps:float, gif:bool|None=None):
@@ -224,7 +221,7 @@ class Movie:
             ims[0].save(self.path, save_all=True, append_images=ims[1:], duration=round(1000 / self.fps), loop=0)
         return self.path
 
-# %% ../nbs/09a_predict.ipynb #e122606d
+# %% ../nbs/09a_predict.ipynb #d59e28cf
 def _batches(it, n:int):
     b = []
     for x in it:
@@ -239,7 +236,6 @@ def _save(tmp:Path, name:str, prob:np.ndarray, thr:float, save_probs:bool) -> tu
     if save_probs: write_image(tmp/"probs"/f"{name}.png", np.round(prob * 255).astype(np.uint8))
     return m, dict(name=name, mask=f"masks/{name}.png", vessel_pixels=int(m.sum()), vessel_fraction=round(float(m.mean()), 6))
 
-# %% ../nbs/09a_predict.ipynb #2ecf4780
 def predict_clip(model, clip:Clip, threshold:float, tmp:Path, batch_size:int=4, save_probs:bool=False,
                  movie:bool=True, fps:float|None=None, # movie frame rate (default: the clip's, else 10)
                  bar=None) -> dict: # a progress bar to advance
@@ -258,7 +254,7 @@ def predict_clip(model, clip:Clip, threshold:float, tmp:Path, batch_size:int=4, 
     path = mv.close().relative_to(tmp).as_posix() if mv else None
     return dict(video=clip.name, kind=clip.kind, fps=fps or clip.fps, movie=path, n=len(rows), frames=rows)
 
-# %% ../nbs/09a_predict.ipynb #d03b9f66
+# %% ../nbs/09a_predict.ipynb #2e4d7bea
 @dataclass
 class PredictConfig:
     "One prediction run (the CLI's flags)."
@@ -283,7 +279,6 @@ class PredictConfig:
     device:str|None = None          # torch device of the neural model (default: cuda if available)
     progress:bool = True            # progress bar with ETA on stderr
 
-# %% ../nbs/09a_predict.ipynb #5b9aded1
 def check_config(cfg:PredictConfig) -> PredictConfig:
     "`cfg` when every flag is valid; otherwise `PredictError` naming the flag."
     bad = lambda f, why: PredictError(f"--{f.replace('_', '-')} {getattr(cfg, f)!r}: {why}")
@@ -299,7 +294,7 @@ def check_config(cfg:PredictConfig) -> PredictConfig:
     if cfg.prompt is not None and not cfg.prompt.strip(): raise bad("prompt", "must be a non-empty text")
     return cfg
 
-# %% ../nbs/09a_predict.ipynb #ab8e0deb
+# %% ../nbs/09a_predict.ipynb #76ef9f91
 def _progress(total:int, enabled:bool):
     from tqdm.auto import tqdm
     return tqdm(total=total, desc="predict", unit="frame", disable=not enabled, file=sys.stderr)
@@ -314,7 +309,6 @@ def _record(cfg:PredictConfig, prov:dict, prompt, thr, clips:list, skipped:list,
                 skipped=dict(n=len(skipped), reasons=sorted({f"{s.kind}: {s.reason}" for s in skipped})), videos=clips,
                 seconds=round(seconds, 2), frames_per_second=round(n / seconds, 3) if seconds > 0 else None, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
-# %% ../nbs/09a_predict.ipynb #a78444de
 def _predict_clips(model, clips:list, thr:float, tmp:Path, bs:int, cfg:PredictConfig, skipped:list) -> list[dict]:
     "The records of every clip under one progress bar; a DICOM run that does not decode is skipped (added to `skipped`)."
     recs = []
@@ -344,7 +338,7 @@ def predict(cfg:PredictConfig, input:str|Path) -> dict:
         write_json(tmp/"predictions.json", jsonable(res), indent=1)
     return dict(res, skipped_files=skipped)
 
-# %% ../nbs/09a_predict.ipynb #a0f3475b
+# %% ../nbs/09a_predict.ipynb #b64ef4bc
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vessel_nb.predict", description="Predict vessel masks and an overlay movie for an image, a folder of frames, a video or a DICOM run.",
                                 epilog=f"exit codes: 0 done; {EXIT_SKIPPED} done, some DICOM files left out; 1 input, model or folder refused; 2 invalid flag")
