@@ -6,16 +6,17 @@ Docs: https://vessel-nb.github.io/vessel_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #1d61088d
 from __future__ import annotations
-import argparse, configparser, hashlib, importlib, json, os, shutil, sys, typing
+import argparse, configparser, hashlib, importlib, json, os, shutil, signal, sys, threading, time, typing
 from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_USAGE', 'EXIT_INTERRUPTED', 'OUTPUT_MARKER', 'CHECKSUMS_FILE', 'UserError',
-           'DataError', 'settings_path', 'site_settings', 'setting', 'write_bytes', 'write_text', 'write_json',
-           'check_output', 'staged', 'sha256_file', 'digest', 'write_checksums', 'verify_checksums', 'append_jsonl',
-           'read_jsonl', 'KeyMismatch', 'strict_match', 'field_docs', 'flag_type', 'config_flags', 'run_cli']
+           'DataError', 'Interrupted', 'settings_path', 'site_settings', 'setting', 'write_bytes', 'write_text',
+           'write_json', 'check_output', 'staged', 'sha256_file', 'digest', 'write_checksums', 'verify_checksums',
+           'append_jsonl', 'read_jsonl', 'KeyMismatch', 'strict_match', 'field_docs', 'flag_type', 'config_flags',
+           'shared_error', 'run_cli', 'StopRequest']
 
 # %% ../nbs/00_core.ipynb #eb1c05ca
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -25,6 +26,9 @@ class UserError(Exception):
 
 class DataError(UserError, ValueError):
     "A problem with the user's data: the message names the file/field and says what to do."
+
+class Interrupted(KeyboardInterrupt):
+    "Ctrl-C or SIGTERM, handled: the message says where the job stopped and how to continue (empty: another process says it)."
 
 # %% ../nbs/00_core.ipynb #45127d2d
 def settings_path() -> Path|None:
@@ -254,11 +258,40 @@ def _rank_note() -> str:
     "` (process R)` when several processes run the command (accelerate / torchrun), else ``."
     return f" (process {os.environ.get('RANK', '?')})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
 
+def shared_error(e:UserError, main:bool) -> UserError:
+    "Mark an error every process raises alike: the main process prints it once (no process note), the others stay quiet."
+    e.shared, e.quiet = True, not main
+    return e
+
 def run_cli(fn, # the command: called with `args`, returns an exit code (None: 0)
             *args):
     "Run a command with the exit-code policy: a `UserError` is one `error:` line (1), Ctrl-C is 130."
     try: return fn(*args) or EXIT_OK
     except UserError as e:
-        print(f"error{_rank_note()}: {e}", file=sys.stderr); return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"interrupted{_rank_note()}", file=sys.stderr); return EXIT_INTERRUPTED
+        if not getattr(e, "quiet", False): print(f"error{'' if getattr(e, 'shared', False) else _rank_note()}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt as e:
+        if not isinstance(e, Interrupted): print(f"interrupted{_rank_note()}", file=sys.stderr)
+        elif str(e): print(f"interrupted {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+# %% ../nbs/00_core.ipynb #c2e6a8b4
+class StopRequest:
+    "Within `with`, a first SIGINT/SIGTERM only sets `.signal` (stop at the next safe point); another, `grace` s later, raises `KeyboardInterrupt`."
+    def __init__(self, note:str|None=None, # printed on stderr when the first signal arrives
+                 grace:float=1.0, # seconds in which further signals count as the same request (launchers forward Ctrl-C)
+                 signals=("SIGINT", "SIGTERM")):
+        self.note, self.grace, self.signals, self.signal, self._at, self._old = note, grace, signals, None, None, {}
+    def __bool__(self) -> bool: return self.signal is not None
+    def _handle(self, signum, frame):
+        if self._at is None:
+            self.signal, self._at = signal.Signals(signum).name, time.monotonic()
+            if self.note: os.write(2, f"\n{self.note}\n".encode())   # not print: safe while the loop writes to stderr
+        elif time.monotonic() - self._at > self.grace: raise KeyboardInterrupt
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(getattr(signal, s), self._handle) for s in self.signals}
+        return self
+    def __exit__(self, *exc):
+        for s, h in self._old.items(): signal.signal(getattr(signal, s), h)
+        self._old = {}
