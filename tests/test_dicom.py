@@ -185,3 +185,22 @@ def test_the_import_can_be_a_sub_command_of_another_command_line(tmp_path, capsy
     a = p.parse_args(["dicom", str(tmp_path/"r.dcm"), str(tmp_path/"out"), "--every", "2"])
     assert a.fmt == "dicom" and D.cmd(a) == 0 and len(frames_of(tmp_path/"out")) == 2
     assert "imported 1 run(s), 2 frames" in capsys.readouterr().out
+
+
+def test_enhanced_object_reads_rescale_and_window_from_its_shared_functional_groups(tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    f = D.synthetic_run(tmp_path/"r.dcm", n=3, size=32, bits=16, slope=2.0, intercept=-100)[0]
+    ds = D.read_dicom(f, pixels=True)
+    voi, pvt, fg = Dataset(), Dataset(), Dataset()
+    voi.WindowCenter, voi.WindowWidth, pvt.RescaleSlope, pvt.RescaleIntercept = ds.WindowCenter, ds.WindowWidth, ds.RescaleSlope, ds.RescaleIntercept
+    fg.FrameVOILUTSequence, fg.PixelValueTransformationSequence = Sequence([voi]), Sequence([pvt])
+    ds.SharedFunctionalGroupsSequence = Sequence([fg])
+    for k in ("WindowCenter", "WindowWidth", "RescaleSlope", "RescaleIntercept"): delattr(ds, k)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.12.1.1"   # Enhanced XA
+    ds.save_as(f)
+    r = D.import_dicom(f, tmp_path/"out")
+    got = np.stack([load_image(p, grey=True) for p in frames_of(tmp_path/"out")])
+    v = r["manifest"]["videos"][0]
+    assert close(got, D.synthetic_frames(3, 32)) and v["rescale"] == [2.0, -100.0] and v["window"] != "min-max of the run"
+    assert v["sop_class"] == "Enhanced XA Image Storage"

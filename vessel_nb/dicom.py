@@ -149,24 +149,31 @@ def decoder_problem(ds) -> str|None:
     return (f"pixel data compressed as {ts.name} and no decoder for it is installed; install one of: "
             + "; ".join(dec.missing_dependencies) + " (e.g. `pip install pylibjpeg pylibjpeg-libjpeg`)")
 
-# %% ../nbs/01b_dicom.ipynb #6e5d3375
+# %% ../nbs/01b_dicom.ipynb #6ec6b807
 def _first(v) -> float:
     "The first value of a possibly multi-valued DICOM number."
     try: v = v[0]
     except (TypeError, IndexError): pass
     return float(v)
 
+def _attr(ds, key:str, group:str):
+    "A value at the top level of `ds`, else in its shared functional group `group` (enhanced multi-frame objects)."
+    v = ds.get(key)
+    if v not in (None, ""): return v
+    try: return getattr(ds.SharedFunctionalGroupsSequence[0], group)[0].get(key)
+    except (AttributeError, IndexError, TypeError): return None
+
 def modality_values(arr:np.ndarray, ds) -> np.ndarray: # float32, same shape
     "Stored values → modality values: the rescale (slope, intercept) or the modality LUT."
     if "ModalityLUTSequence" in ds:
         from pydicom.pixels import apply_modality_lut
         return apply_modality_lut(arr, ds).astype(np.float32)
-    slope, icpt = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    slope, icpt = (_attr(ds, k, "PixelValueTransformationSequence") for k in ("RescaleSlope", "RescaleIntercept"))
     return arr.astype(np.float32) * np.float32(_first(slope) if slope not in (None, "") else 1) + np.float32(_first(icpt) if icpt not in (None, "") else 0)
 
 def window_of(ds) -> tuple[float, float]|None:
     "The first VOI window `(centre, width)` of a dataset, if it has one."
-    c, w = ds.get("WindowCenter"), ds.get("WindowWidth")
+    c, w = (_attr(ds, k, "FrameVOILUTSequence") for k in ("WindowCenter", "WindowWidth"))
     if c in (None, "") or w in (None, ""): return None
     return _first(c), max(_first(w), 1.0)
 
@@ -184,7 +191,7 @@ def display(v:np.ndarray, # modality values (any shape)
     y = np.clip(np.round(y), 0, 255).astype(np.uint8)
     return 255 - y if monochrome1 else y
 
-# %% ../nbs/01b_dicom.ipynb #98d695d2
+# %% ../nbs/01b_dicom.ipynb #6fedd1ab
 def _seconds(t:str) -> float|None:
     "Seconds since midnight of a DICOM TM value (`HHMMSS.ffffff`)."
     try: t = str(t).replace(":", ""); return int(t[:2]) * 3600 + int(t[2:4] or 0) * 60 + float(t[4:] or 0)
@@ -201,7 +208,7 @@ def frame_times(ds, n:int) -> tuple[list[float]|None, float|None]:
     if n > 1 and t[-1] > 0: rate = round(1000 * (n - 1) / float(t[-1]), 3)
     return [round(float(x), 3) for x in t], rate
 
-# %% ../nbs/01b_dicom.ipynb #7c88e4ea
+# %% ../nbs/01b_dicom.ipynb #3bf3f197
 def _frame_range(frames:str|None, every:int) -> tuple[int, int|None]:
     "`(A, B)` of a `--frames A:B` value (B None: to the end); `DicomError` naming the flag when it or `every` is invalid."
     if not isinstance(every, int) or every < 1: raise DicomError(f"--every {every!r}: must be an integer >= 1")
@@ -222,7 +229,7 @@ def select_frames(n:int, # frames in the run
     if not keep: raise DicomError(f"--frames {frames}: the run has only {n} frames")
     return keep
 
-# %% ../nbs/01b_dicom.ipynb #d3ecbfe9
+# %% ../nbs/01b_dicom.ipynb #ed89a00d
 IDENTIFYING = ("PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthDate", "PatientBirthTime",
                "PatientSex", "PatientAge", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
                "IssuerOfPatientID", "MedicalRecordLocator", "AccessionNumber", "StudyID", "StudyDate", "SeriesDate",
@@ -237,7 +244,7 @@ def removed_fields(ds) -> list[str]:
     "The identifying attributes present in `ds` (their names), none of which is copied."
     return [k for k in IDENTIFYING if ds.get(k) not in (None, "")]
 
-# %% ../nbs/01b_dicom.ipynb #171948b5
+# %% ../nbs/01b_dicom.ipynb #68bf49d6
 @dataclass
 class Series:
     "One run: a multi-frame object, or the single-frame images of one series (ordered by instance number)."
@@ -262,7 +269,7 @@ def _files(src:Path) -> list[Path]:
     if not src.is_dir(): raise DicomError(f"{src}: no such file or folder; give a DICOM file or a folder of them")
     return sorted(p for p in src.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.relative_to(src).parts) and p.name.upper() != "DICOMDIR")
 
-# %% ../nbs/01b_dicom.ipynb #cdcb4410
+# %% ../nbs/01b_dicom.ipynb #95abe1a2
 def _header_problem(ds, allow_burned_in:bool) -> tuple[str, str]|None:
     "`(kind, reason)` when a readable header cannot be imported."
     why = image_problem(ds)
@@ -289,7 +296,7 @@ def scan(src:str|Path, allow_burned_in:bool=False) -> tuple[list[Series], list[S
     series = [Series(s.key, [p for _, p in sorted(s.files)], s.multiframe, [i for i, _ in sorted(s.files)]) for s in runs.values()]
     return series, out
 
-# %% ../nbs/01b_dicom.ipynb #5948a502
+# %% ../nbs/01b_dicom.ipynb #a8804288
 @dataclass
 class Run:
     "The display frames of one run and what the manifest says about them."
@@ -312,12 +319,12 @@ def _decode(p:Path):
         with warnings.catch_warnings(): warnings.simplefilter("ignore"); return ds, ds.pixel_array
     except Exception as e: raise DicomError(f"{p}: pixel data does not decode, the file is damaged or truncated ({_short(e)})") from None
 
-# %% ../nbs/01b_dicom.ipynb #7b335437
+# %% ../nbs/01b_dicom.ipynb #dde045ed
 def _facts(ds, n:int, times, rate, win) -> dict:
     "What the manifest records about a run: technical values only."
     return dict(n_frames_source=n, rows=int(ds.Rows), columns=int(ds.Columns), modality=str(ds.get("Modality", "")),
                 sop_class=sop_name(ds), photometric=str(ds.get("PhotometricInterpretation", "")), bits_stored=int(ds.get("BitsStored") or ds.BitsAllocated),
-                rescale=[_first(ds.get("RescaleSlope") or 1), _first(ds.get("RescaleIntercept") or 0)],
+                rescale=[_first(_attr(ds, k, "PixelValueTransformationSequence") or d) for k, d in (("RescaleSlope", 1), ("RescaleIntercept", 0))],
                 window=list(win) if win else "min-max of the run", frame_rate=rate, frame_times_known=times is not None,
                 transfer_syntax=getattr(ds.file_meta.TransferSyntaxUID, "name", ""))
 
@@ -330,7 +337,7 @@ def _multiframe(s:Series, frames:str|None, every:int) -> tuple[list[int], np.nda
     info = _facts(ds, n, times, rate, window_of(ds)) | dict(frame_times_ms=[times[k - 1] for k in keep] if times else None)
     return keep, display(v, window_of(ds), monochrome1=ds.get("PhotometricInterpretation") == "MONOCHROME1"), info
 
-# %% ../nbs/01b_dicom.ipynb #bd845ade
+# %% ../nbs/01b_dicom.ipynb #e375d87e
 def _series(s:Series, frames:str|None, every:int) -> tuple[list[int], np.ndarray, dict, list]:
     "Frames of a single-frame series (damaged members skipped)."
     keep, nums = select_frames(len(s.files), frames, every), s.numbers()
@@ -352,7 +359,7 @@ def load_run(s:Series, frames:str|None=None, every:int=1, salt:str="") -> Run:
     keep, imgs, info, sk = (*_multiframe(s, frames, every), []) if s.multiframe else _series(s, frames, every)
     return Run(pseudonym(digest(s.key), salt), keep, imgs, info, sk)
 
-# %% ../nbs/01b_dicom.ipynb #7e09b7db
+# %% ../nbs/01b_dicom.ipynb #f8e88532
 MANIFEST = "dicom_manifest.json"
 EXIT_SKIPPED = 3   # imported, but some files were left out
 
@@ -371,7 +378,7 @@ def _check_mapping(mapping, out, inside:bool):
                          "write it elsewhere, or pass --mapping-inside-out")
     if m.exists(): raise DicomError(f"--mapping {mapping}: exists; choose a new file (an old mapping is never overwritten)")
 
-# %% ../nbs/01b_dicom.ipynb #93c6caa5
+# %% ../nbs/01b_dicom.ipynb #f6ce1470
 def _write_run(tmp:Path, r:Run) -> dict:
     "Write a run's frames into `tmp/images`; its manifest entry."
     width = max(4, len(str(max(r.numbers))))
@@ -410,7 +417,7 @@ def import_dicom(src:str|Path, # a DICOM file or a folder (searched recursively)
     if mapping: write_json(mapping, dict(salt=salt, runs=ids), indent=1); os.chmod(mapping, 0o600)
     return dict(videos=len(videos), frames=sum(len(v["frames"]) for v in videos), skipped=skipped, manifest=man)
 
-# %% ../nbs/01b_dicom.ipynb #8342ed7e
+# %% ../nbs/01b_dicom.ipynb #c198201d
 def add_dicom_args(p:argparse.ArgumentParser, positional:bool=True) -> argparse.ArgumentParser:
     "Add the import's arguments to `p` (`positional`: also SRC and OUT)."
     if positional: p.add_argument("src", help="a DICOM file or a folder of them (searched recursively)"); p.add_argument("out", help="the new data folder")
