@@ -176,3 +176,15 @@ def test_end_to_end_no_planted_detail_anywhere(tiny, tmp_path):
     assert b"Qwertina" in (tmp_path/"private"/"map.json").read_bytes()   # the mapping, outside every output, is the one place it lives
     r = json.loads((tmp_path/"pred"/"predictions.json").read_text())
     assert r["input"]["videos"] == 2 and sorted(v["fps"] for v in r["videos"]) == [14.993, 15.0] and r["input"]["frames"] == 8
+
+
+def test_exported_model(inputs, tmp_path, capsys):
+    "An exported folder (`save_pretrained`, as `convert export` writes it): loaded as eval loads it, its checksums.json hashed."
+    from vessel_nb.model import save_pretrained
+    from vessel_nb.testing import trained_tiny
+    save_pretrained(trained_tiny(), tmp_path/"export")
+    rc, out, err = run(capsys, inputs/"run.dcm", "--model", tmp_path/"export", "--out", tmp_path/"o", *TINY_ARGS, "--batch-size", "2")
+    r = json.loads((tmp_path/"o"/"predictions.json").read_text())
+    assert rc == 0, err
+    assert r["model"]["kind"] == "exported" and r["model"]["sha256"] == sha256_file(tmp_path/"export"/"checksums.json")
+    assert r["prompt_source"] == "default" and r["input"]["frames"] == 4 and r["videos"][0]["movie"].endswith(".mp4")
