@@ -83,3 +83,12 @@ def test_any_frame_count_and_size():
     v = _video(6, frames=20, size=160)
     assert len(v) == 20 and v[0][0].shape == (160, 160) and v[0][0].dtype == np.uint8
     assert len(_video(6, frames=1)) == 1
+
+
+@pytest.mark.parametrize("size", [16, 48])
+def test_tiny_images_pass_the_data_check(tmp_path, size):
+    "The sizes the test suites use: a valid folder (check finds no error) whose frames all show vessels."
+    from vessel_nb.dataset import check, entry_mask
+    e = synth(tmp_path/"d", videos=3, frames=2, size=size, seed=0)
+    assert check(tmp_path/"d").exit_code == 0
+    assert all(entry_mask(x, size, size).any() for x in e)

@@ -201,7 +201,7 @@ def angio_video(rng, size:int, frames:int, cfg:SynthConfig|None=None) -> list[tu
     cfg, u = cfg or SynthConfig(), size / 256
     rt, rb, rm, rn = rng.spawn(4)   # tree, background, motion, noise
     fov, tree, cath, layer = _layout(rt, size, cfg)
-    pad = int(8 * u); n = size + 2 * pad
+    pad = max(1, int(8 * u)); n = size + 2 * pad   # room for breathing
     bg = anatomy(rb, n, u, cfg.bones) + (clutter(rb, n, u, cfg.clutter) if cfg.clutter > 0 else 0)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     light = 0.92 * _soft(fov[1] - np.hypot(xx - fov[0][0], yy - fov[0][1]), 1.5 * u) * (1 - 0.35 * ((xx - fov[0][0]) ** 2 + (yy - fov[0][1]) ** 2) / size ** 2)
