@@ -155,3 +155,17 @@ def test_masks_skipped_empty_masks_are_listed_with_what_to_do(tmp_path):
         {"image": "images/b.png", "mask": "masks/b.png", "reason": "no mask pixel above 127"}]
     r = cli("import", "masks", tmp_path/"src", tmp_path/"d2", "--threshold", "30"); assert r.returncode == 0, r.stderr
     assert len(D.load_annotations(tmp_path/"d2")) == 2 and "  skipped:" not in r.stdout
+
+
+def test_dicom_is_an_import_format_of_the_dataset_command(tmp_path):
+    "`python -m vessel_nb.dataset import dicom SRC OUT`: the same import as `python -m vessel_nb.dicom`, exit 3 when a file is left out."
+    import subprocess, sys
+    from vessel_nb import dicom as D
+    D.synthetic_run(tmp_path/"src"/"run.dcm", n=4, size=32); (tmp_path/"src"/"junk.dcm").write_bytes(b"junk")
+    p = subprocess.run([sys.executable, "-m", "vessel_nb.dataset", "import", "dicom", str(tmp_path/"src"), str(tmp_path/"out"), "--every", "2"],
+                       capture_output=True, text=True)
+    assert p.returncode == D.EXIT_SKIPPED and "imported 1 run(s), 2 frames" in p.stdout, p.stderr
+    assert "junk.dcm: not a DICOM file" in p.stderr and "Traceback" not in p.stderr
+    assert len(list((tmp_path/"out"/"images").iterdir())) == 2
+    h = subprocess.run([sys.executable, "-m", "vessel_nb.dataset", "import", "--help"], capture_output=True, text=True).stdout
+    assert "{masks,coco,labelme,dicom}" in h

@@ -18,6 +18,7 @@ from fastcore.imports import in_notebook
 from .core import DataError, setting, staged, write_json, run_cli
 from .dataset import *
 from .dataset import _image_files, _image_sizes, _objects
+from .dicom import add_dicom_parser, cmd as dicom_cmd
 
 # %% auto #0
 __all__ = ['FAKE_NAMES', 'GROUPINGS', 'MASK_SUFFIXES', 'IMPORT_FILE', 'vessel_tree', 'branch_polygon', 'render_frame',
@@ -617,10 +618,10 @@ class _ImportParser(argparse.ArgumentParser):
 
 def _import_parser(sub):
     "The `import` command: one sub-command per format, each `--help` showing the layouts it reads."
-    i = sub.add_parser("import", help="convert masks / COCO / LabelMe to annotations.json (import FORMAT --help: the layouts)",
+    i = sub.add_parser("import", help="convert masks / COCO / LabelMe / DICOM to annotations.json (import FORMAT --help: the layouts)",
                        description="Convert another format into a new data folder: the images, annotations.json, and import.json (what was "
                                    "imported, and every source file skipped, with why). `import FORMAT --help` shows the layouts each format reads.")
-    fmts = i.add_subparsers(dest="fmt", required=True, metavar="{masks,coco,labelme}", parser_class=_ImportParser)
+    fmts = i.add_subparsers(dest="fmt", required=True, metavar="{masks,coco,labelme,dicom}", parser_class=_ImportParser)
     kw = dict(formatter_class=argparse.RawDescriptionHelpFormatter)
     m = fmts.add_parser("masks", help="image + mask pairs", epilog=_LAYOUTS["masks"], **kw)
     m.add_argument("src", metavar="SRC", help="the folder"); m.add_argument("out", metavar="OUT", help="a new data folder")
@@ -637,12 +638,13 @@ def _import_parser(sub):
     l.add_argument("src", metavar="SRC", help="the folder"); l.add_argument("out", metavar="OUT", help="a new data folder")
     l.add_argument("--text", default=DEFAULT_TEXT, help=f"the one description of every image's object (default {DEFAULT_TEXT!r})")
     l.add_argument("--by-label", action="store_true", help="one object per label, named by it")
+    add_dicom_parser(fmts)
 
 # %% ../nbs/02_datatools.ipynb #d602a1c5
 def _parser() -> argparse.ArgumentParser:
     "The `python -m vessel_nb.dataset` argument parser."
     p = argparse.ArgumentParser(prog="python -m vessel_nb.dataset", description="Check, split, import, synthesize and inspect vessel data folders.",
-                                epilog="exit codes: 0 done (check: no errors); 1 problems found, or unreadable or refused input; 2 usage error")
+                                epilog="exit codes: 0 done (check: no errors); 1 problems found, or unreadable or refused input; 2 usage error; 3 import dicom: some files left out")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check", help="validate a data folder (exit 0 no errors; 1 errors found or annotations.json unreadable)",
                        epilog="exit codes: 0 no errors (warnings allowed); 1 errors found, or the folder cannot be read; 2 usage error")
@@ -684,6 +686,7 @@ def _cmd_check(a) -> int:
     return r.exit_code
 
 def _cmd_import(a) -> int:
+    if a.fmt == "dicom": return dicom_cmd(a)
     if a.fmt == "masks": res = import_masks(a.src, a.out, a.text, a.threshold)
     elif a.fmt == "coco": res = import_coco(parse_split_files(a.split_file) if a.split_file else a.src, a.out, None if a.by_label else a.text, a.images)
     else: res = import_labelme(a.src, a.out, None if a.by_label else a.text)
