@@ -8,7 +8,11 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLB
 DATA=${DATA:-data/sample}
 OUT=${OUT:-runs/main}
 TRAIN_ARGS=${TRAIN_ARGS:---max-iters 1500 --save-every 300}   # the tiny preset: ~2 min on 2 cores; split on spaces
-LAUNCH_ARGS=${LAUNCH_ARGS:---num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no}
+# Empty LAUNCH_ARGS: one process, `python -m vessel_nb.train` (what `accelerate launch` runs for one process, without
+# the launcher's own traceback on Ctrl-C). Set, e.g. LAUNCH_ARGS="--num_processes 4": `accelerate launch -q $LAUNCH_ARGS`
+# (-q: an error ends in the training's one `error:` line, not in the launcher's CalledProcessError traceback).
+LAUNCH_ARGS=${LAUNCH_ARGS:-}
+if [ -n "$LAUNCH_ARGS" ]; then TRAIN="accelerate launch -q $LAUNCH_ARGS -m vessel_nb.train"; else TRAIN="python -m vessel_nb.train"; fi
 TITLE=${TITLE:-vessel_nb main job (tiny preset, embedded sample)}
 start=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - start )) s] $*"; }
@@ -17,8 +21,8 @@ rm -rf "$OUT"; mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 step "check the data"
 python -m vessel_nb.dataset check "$DATA"
 
-step "train (accelerate launch $LAUNCH_ARGS -m vessel_nb.train $TRAIN_ARGS)"
-accelerate launch $LAUNCH_ARGS -m vessel_nb.train --data "$DATA" --work-dir "$OUT/train" $TRAIN_ARGS
+step "train ($TRAIN $TRAIN_ARGS)"   # Ctrl-C: saves a checkpoint and prints the command that continues
+$TRAIN --data "$DATA" --work-dir "$OUT/train" $TRAIN_ARGS
 
 step "compare the checkpoints on the validation split"
 python -m vessel_nb.eval --checkpoints "$OUT/train" --data "$DATA" --out "$OUT/eval/checkpoints"

@@ -78,3 +78,31 @@ def test_example_configs_load_and_resolve():
     for f in files:
         c = resolve_config(load_config(str(f)))
         assert c.max_iters or c.epochs, f
+
+def test_unknown_config_is_one_line(tmp_path):
+    "A misspelt --config: one `error:` line naming the presets and the nearest one, no traceback."
+    r = cli("--config", "tinyy", "--work-dir", str(tmp_path/"w"))
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        "error: --config tinyy: unknown preset; use one of tiny, internvl3-1b, internvl3-2b, internvl3-8b, scratch-t, scratch-s "
+        "or a YAML file (did you mean tiny?)"], r.stderr
+
+LAUNCH = ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+def test_error_under_accelerate_launch_is_one_line(tmp_path):
+    "`accelerate launch -q` with every launcher default given: our one `error:` line, no CalledProcessError, no warning."
+    import os
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}
+    r = subprocess.run(["accelerate", "launch", "-q", *LAUNCH, "-m", "vessel_nb.train", "--config", "tinyy"],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert r.returncode == 1 and [l for l in r.stderr.splitlines() if l.strip()] == [
+        l for l in r.stderr.splitlines() if l.startswith("error: --config tinyy: unknown preset")], r.stderr
+
+def test_error_under_torchrun_is_said_once(tmp_path):
+    "Two processes that meet the same mistake: one `error:` line (from the main process), not one per process."
+    import os
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "vessel_nb.train",
+                        "--data", "nope", "--work-dir", "w"], capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert r.returncode == 1
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error")]
+    assert errors == ["error: data folder nope not found; pass --data DIR or set `paths.data` in settings.ini"], r.stderr[-3000:]

@@ -65,6 +65,8 @@ def test_work_folder_contract(one_run):
     assert {p.name for p in d.iterdir()} == {"trainable.safetensors", "meta.json", "optimizer.pt", "rng.pt", "sampler.json",
                                           "training_set.json", "checksums.json"}
     assert json.loads((d/"training_set.json").read_text())["n"] == 24 and not (w/"train.lock").exists()
+    from vessel_nb.checkpoint import training_set
+    assert training_set(d)["texts"] == {"blood vessel": 24}   # the descriptions the model was trained on travel with it
     meta = json.loads((d/"meta.json").read_text())
     for k in ("iter", "epoch", "max_iters", "time", "config", "model_config", "identity", "data_fingerprint", "split_fingerprints"):
         assert k in meta, k

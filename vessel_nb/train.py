@@ -6,29 +6,30 @@ Docs: https://vessel-nb.github.io/vessel_nb/train.html.md"""
 
 # %% auto #0
 __all__ = ['PRESET_DEFAULTS', 'OPERATIONAL', 'RANGES', 'MODEL_RANGES', 'LOSS_KEYS', 'RUN_FILES', 'LOCK_FILE', 'WRAP_SUFFIXES',
-           'TrainError', 'TrainingDiverged', 'TrainConfig', 'bad_types', 'check_types', 'check_config', 'model_config',
-           'check_model', 'resolve_config', 'load_config', 'config_yaml', 'build_parser', 'parse_args', 'warmup_iters',
-           'get_lr', 'samples_per_rank', 'shard_indices', 'Plan', 'make_plan', 'describe_plan', 'batch_position',
-           'batch_indices', 'rng_state', 'set_rng_state', 'git_state', 'package_versions', 'Parts', 'model_val_scores',
-           'check_data', 'build_parts', 'config_diff', 'intact_checkpoint', 'find_resume', 'set_aside', 'init_work_dir',
-           'lock_stale', 'acquire_lock', 'release_lock', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report',
-           'oom_message', 'make_optimizer', 'to_device', 'Run', 'on_main', 'enable_gradient_checkpointing',
-           'upcast_trainable', 'setup', 'trainable_state', 'optimizer_state', 'load_optimizer_state', 'checkpoint',
-           'check_resume', 'restore', 'BadSample', 'EpochIndexed', 'Collate', 'run_batches', 'train_step', 'log_train',
-           'validate', 'cadence', 'out_of_time', 'any_rank', 'bad_sample_text', 'stop_at_bad_sample',
-           'validate_or_stop', 'fit', 'provenance', 'record_training_set', 'end_session', 'check_splits', 'open_run',
-           'train', 'run_session', 'main']
+           'INTERRUPT_NOTE', 'TrainError', 'TrainingDiverged', 'TrainConfig', 'bad_types', 'check_types',
+           'check_config', 'model_config', 'check_model', 'resolve_config', 'load_config', 'config_yaml',
+           'build_parser', 'parse_args', 'warmup_iters', 'get_lr', 'samples_per_rank', 'shard_indices', 'Plan',
+           'make_plan', 'describe_plan', 'describe_texts', 'batch_position', 'batch_indices', 'rng_state',
+           'set_rng_state', 'git_state', 'package_versions', 'Parts', 'model_val_scores', 'check_data', 'build_parts',
+           'config_diff', 'intact_checkpoint', 'find_resume', 'set_aside', 'init_work_dir', 'lock_stale',
+           'acquire_lock', 'release_lock', 'fsdp_wrap_classes', 'make_accelerator', 'memory_report', 'oom_message',
+           'make_optimizer', 'to_device', 'Run', 'on_main', 'enable_gradient_checkpointing', 'upcast_trainable',
+           'setup', 'trainable_state', 'optimizer_state', 'load_optimizer_state', 'checkpoint', 'check_resume',
+           'restore', 'BadSample', 'EpochIndexed', 'Collate', 'run_batches', 'train_step', 'log_train', 'validate',
+           'cadence', 'out_of_time', 'any_rank', 'stop_requested', 'bad_sample_text', 'stop_at_bad_sample',
+           'validate_or_stop', 'fit', 'provenance', 'record_training_set', 'end_session', 'launcher', 'resume_command',
+           'interrupt_message', 'check_splits', 'open_run', 'train', 'run_session', 'main']
 
 # %% ../nbs/06_train.ipynb #d35ed1d6
-import argparse, datetime, errno, functools, importlib.metadata, json, math, os, platform, random, shutil, socket, subprocess, sys, time, typing
+import argparse, datetime, difflib, errno, functools, importlib.metadata, json, math, os, platform, random, shlex, shutil, signal, socket, subprocess, sys, time, typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np, torch, yaml
 from fastcore.imports import in_notebook
 from tqdm.auto import tqdm
-from .core import (UserError, DataError, setting, write_text, write_json, append_jsonl, read_jsonl,
-                            config_flags, run_cli)
+from .core import (UserError, DataError, Interrupted, StopRequest, setting, write_text, write_json, append_jsonl,
+                            read_jsonl, config_flags, shared_error, run_cli)
 from .dataset import display_name
 from .checkpoint import (CheckpointError, ckpt_dirs, checkpoints, ckpt_iter, read_pointer, write_pointer,
                                   save_checkpoint, load_checkpoint, checkpoint_problem, write_failed, prune_checkpoints)
@@ -205,7 +206,9 @@ def load_config(spec:str) -> TrainConfig:
     if spec in PRESETS: return TrainConfig(preset=spec)
     p = Path(spec)
     if not (spec.endswith((".yaml", ".yml")) or os.sep in spec or p.is_file()):
-        raise TrainError(f"--config {spec}: unknown preset; use one of {', '.join(PRESETS)} or a YAML file")
+        near = difflib.get_close_matches(spec, PRESETS, n=1)
+        raise TrainError(f"--config {spec}: unknown preset; use one of {', '.join(PRESETS)} or a YAML file" +
+                         (f" (did you mean {near[0]}?)" if near else ""))
     if not p.is_file(): raise TrainError(f"--config {spec}: file not found (give a preset name or a YAML file)")
     try: d = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as e: raise TrainError(f"{p}: not readable YAML ({_one_line(e)}); fix the file") from None
@@ -295,6 +298,13 @@ def describe_plan(p:Plan, cfg:TrainConfig) -> str:
             f"({p.padding} repeated as padding), batch {cfg.batch_size} × accumulation {cfg.grad_accum} × {p.world} "
             f"= {cfg.batch_size * cfg.grad_accum * p.world} samples per update; {p.iters_per_epoch} iterations per epoch; "
             f"this run: {p.max_iters} iterations = {p.epochs:.3g} epochs = {upd} optimizer updates")
+
+def describe_texts(texts:dict|None, # `{description: objects}` of `training_set.json`, most frequent first
+                   most:int=5) -> str:
+    "The line naming the descriptions the run trains on: `texts: \"blood vessel\" (1,219 objects)`; '' when unknown."
+    if not texts: return ""
+    shown = [f'"{t}" ({n:,} object{"s" * (n != 1)})' for t, n in list(texts.items())[:most]]
+    return "texts: " + ", ".join(shown) + (f" and {len(texts) - most} more" if len(texts) > most else "")
 
 # %% ../nbs/06_train.ipynb #d9bc86e5
 def batch_position(it:int, plan:Plan) -> tuple[int, int]:
@@ -588,7 +598,7 @@ def to_device(x, device):
 # %% ../nbs/06_train.ipynb #ef797010
 @dataclass
 class Run:
-    "A training run in progress: made once by `open_run`; the loop updates only `it`, `best`, `seen`, `saved`, `rng_at_update`."
+    "A training run in progress: made once by `open_run`; the loop updates only `it`, `best`, `seen`, `saved`, `rng_at_update`, `interrupted`."
     cfg:TrainConfig
     acc:object                  # accelerate.Accelerator
     plan:Plan
@@ -603,6 +613,7 @@ class Run:
     seen:list = field(default_factory=list)  # sample indices this process trained on, in order
     saved:int = -1              # iteration of the last checkpoint this session wrote
     rng_at_update:dict|None = None # random state at the last optimizer update (with --grad-accum > 1)
+    interrupted:str|None = None # the signal that stopped the session at a safe point (SIGINT, SIGTERM)
 
     @property
     def work(self) -> Path: return Path(self.cfg.work_dir)
@@ -621,7 +632,7 @@ def on_main(acc, fn, *args, share:bool=False):
         except UserError as e: out = [e, None]
     res = out[1]
     if acc.num_processes > 1: out = broadcast_object_list([out[0], out[1] if share else None])
-    if out[0] is not None: raise out[0]
+    if out[0] is not None: raise shared_error(out[0], acc.is_main_process)   # printed once, by the main process
     return out[1] if share else res
 
 # %% ../nbs/06_train.ipynb #656022a0
@@ -736,6 +747,10 @@ class Collate:
     def __init__(self, collate): self.collate = collate
     def __call__(self, items): return next((x for x in items if isinstance(x, BadSample)), None) or self.collate(items)
 
+def _leave_signals(worker_id:int):
+    "DataLoader workers ignore Ctrl-C and SIGTERM: the training process stops at a safe point and ends them."
+    for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)
+
 def run_batches(run:Run, start:int):
     "Batches of this process's shards from iteration `start` to the end of the plan; records the sample indices."
     p, cfg, rank = run.plan, run.cfg, run.acc.process_index
@@ -743,7 +758,7 @@ def run_batches(run:Run, start:int):
         for it in range(start, p.max_iters):
             yield [batch_position(it, p)[0] * p.n + i for i in batch_indices(it, p, rank, cfg.seed, cfg.batch_size)]
     dl = torch.utils.data.DataLoader(EpochIndexed(run.parts.train_ds, p.n), batch_sampler=lists(), collate_fn=Collate(run.parts.collate),
-        num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
+        num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(), worker_init_fn=_leave_signals,
         generator=torch.Generator().manual_seed(cfg.seed * 100003 + batch_position(start, p)[0]))
     for js, b in zip(lists(), dl):
         run.seen.extend(j % p.n for j in js)
@@ -808,9 +823,10 @@ def validate(run:Run, n:int) -> dict:
 # %% ../nbs/06_train.ipynb #c7345c9f
 def cadence(cfg:TrainConfig, plan:Plan, n:int, # iterations done
             stop:int, # the session's last iteration
-            timed_out:bool=False) -> dict:
+            timed_out:bool=False, # --time-limit passed (the stop is validated)
+            interrupted:bool=False) -> dict: # Ctrl-C or SIGTERM (saved, not validated: the user is waiting)
     "What to do after iteration `n`: `{log, val, save, stop}`."
-    end = n >= stop or timed_out
+    end = n >= stop or timed_out or interrupted
     val = bool(cfg.eval_every) and (n % cfg.eval_every == 0 or n == plan.max_iters or timed_out)
     save = n % cfg.save_every == 0 or end
     return dict(log=n % cfg.log_every == 0 or val or save, val=val, save=save, stop=end)
@@ -827,6 +843,12 @@ def any_rank(run:Run, flag:bool) -> bool:
     "Is `flag` true on any process? (No communication with one process.)"
     if run.acc.num_processes == 1: return flag
     return bool(run.acc.reduce(torch.tensor([float(flag)], device=run.acc.device), "sum").item())
+
+def stop_requested(run:Run, asked:StopRequest, n:int) -> bool:
+    "Was any process asked to stop (Ctrl-C, SIGTERM)? Checked after each optimizer update, so every process stops at the same one."
+    if n % run.cfg.grad_accum or not any_rank(run, bool(asked)): return False
+    run.interrupted = asked.signal or "a signal to another process"
+    return True
 
 def bad_sample_text(run:Run, bad:BadSample) -> str:
     "'training image video-…: why', the image named by its pseudonym only."
@@ -848,9 +870,9 @@ def stop_at_bad_sample(run:Run, it:int, window:list, bad, dt:float):
         checkpoint(run, n, None, run.rng_at_update if n < it else None)
     cont = (f"saved {run.work}/iter_{n}. " if n > run.start else f"the newest checkpoint is {run.work}/iter_{n}. ") if n else ""
     how = "continue with --resume" if n else "start again with --overwrite"
-    raise TrainError(f"{what} at iteration {it + 1}; {cont}Find every such image with `python -m vessel_nb.dataset check "
+    raise shared_error(TrainError(f"{what} at iteration {it + 1}; {cont}Find every such image with `python -m vessel_nb.dataset check "
                      f"{run.cfg.data} --decode`, replace it by a readable copy under the same name, then {how} "
-                     "(removing images changes the data: then start again with --overwrite)")
+                     "(removing images changes the data: then start again with --overwrite)"), run.main)
 
 def validate_or_stop(run:Run, n:int) -> dict:
     "`validate`; a validation image that cannot be loaded saves iteration `n` and raises `TrainError`."
@@ -861,31 +883,35 @@ def validate_or_stop(run:Run, n:int) -> dict:
                          f"`python -m vessel_nb.dataset check {run.cfg.data} --decode`, fix it, then continue with --resume") from None
 
 # %% ../nbs/06_train.ipynb #526403bd
-def fit(run:Run) -> dict:
-    "Train from `run.start` to the stop iteration; return the last log line."
+INTERRUPT_NOTE = "stopping: finishing the optimizer update in progress, then saving a checkpoint (press Ctrl-C again to quit without saving)"
+
+def fit(run:Run, asked:StopRequest|None=None) -> dict: # `asked`: set by Ctrl-C or SIGTERM (see `run_session`)
+    "Train from `run.start` to the stop iteration; return the last log line. When `asked`: stop after this update, saved."
+    asked = StopRequest() if asked is None else asked   # not `or`: an unset request is falsy
     cfg, acc, plan = run.cfg, run.acc, run.plan
     stop = min(cfg.stop_at or plan.max_iters, plan.max_iters)
     bar = tqdm(total=stop, initial=run.start, disable=not run.main, desc="train", unit="it", dynamic_ncols=True)
     batches, window, rec, t0, t_start = run_batches(run, run.start), [], {}, time.perf_counter(), time.time()
-    for it in range(run.start, stop):
-        run.it = n = it + 1                          # iterations done after this one
-        batch = next(batches)
-        if any_rank(run, isinstance(batch, BadSample)): stop_at_bad_sample(run, it, window, batch, time.perf_counter() - t0)
-        out = train_step(run, it, to_device(batch, acc.device))
-        window.append(torch.stack([out[k].detach().float() for k in LOSS_KEYS]))   # (4,) stays on the device
-        if cfg.grad_accum > 1 and n % cfg.grad_accum == 0: run.rng_at_update = rng_state()
-        do = cadence(cfg, plan, n, stop, out_of_time(run, t_start, n))
-        if do["log"]:
-            rec = log_train(run, n, window, time.perf_counter() - t0); window = []
-            bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
-        val = validate_or_stop(run, n) if do["val"] else None
-        if val and val["dice"] > run.best.get("dice", -1): run.best = dict(iter=n, dice=val["dice"])
-        if do["save"] or run.best.get("iter") == n: checkpoint(run, n, val)
-        bar.update(1)
-        if do["log"]: t0 = time.perf_counter()   # the next window times training only, not validation or saving
-        if do["stop"]: break
-    bar.close()
-    if run.it < stop: acc.print(f"\n--time-limit of {cfg.time_limit} min reached")
+    try:
+        for it in range(run.start, stop):
+            run.it = n = it + 1                          # iterations done after this one
+            batch = next(batches)
+            if any_rank(run, isinstance(batch, BadSample)): stop_at_bad_sample(run, it, window, batch, time.perf_counter() - t0)
+            out = train_step(run, it, to_device(batch, acc.device))
+            window.append(torch.stack([out[k].detach().float() for k in LOSS_KEYS]))   # (4,) stays on the device
+            if cfg.grad_accum > 1 and n % cfg.grad_accum == 0: run.rng_at_update = rng_state()
+            do = cadence(cfg, plan, n, stop, out_of_time(run, t_start, n), stop_requested(run, asked, n))
+            if do["log"]:
+                rec = log_train(run, n, window, time.perf_counter() - t0); window = []
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
+            val = validate_or_stop(run, n) if do["val"] else None
+            if val and val["dice"] > run.best.get("dice", -1): run.best = dict(iter=n, dice=val["dice"])
+            if do["save"] or run.best.get("iter") == n: checkpoint(run, n, val)
+            bar.update(1)
+            if do["log"]: t0 = time.perf_counter()   # the next window times training only, not validation or saving
+            if do["stop"]: break
+    finally: bar.close()   # also on a second Ctrl-C: the message starts on its own line
+    if run.it < stop and not run.interrupted: acc.print(f"\n--time-limit of {cfg.time_limit} min reached")
     return rec
 
 # %% ../nbs/06_train.ipynb #8604ce9e
@@ -914,9 +940,45 @@ def end_session(run:Run, stop:int):
     "Record in `provenance.json` how this session ended: its last iteration and what stopped it."
     if not run.main: return
     p = run.work/"provenance.json"; prov = json.loads(p.read_text())
-    why = "finished" if stop >= run.plan.max_iters else "--stop-at" if stop == run.cfg.stop_at else "--time-limit"
+    why = run.interrupted or ("finished" if stop >= run.plan.max_iters else "--stop-at" if stop == run.cfg.stop_at else "--time-limit")
     prov["sessions"][-1] |= dict(ended=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), last_iter=stop, ended_by=why)
     write_json(p, prov, indent=1)
+
+# %% ../nbs/06_train.ipynb #a038112a
+def _parent_argv() -> list[str]:
+    "The command line of the process that started this one (Linux `/proc`; [] elsewhere)."
+    try: return Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError: return []
+
+def _as_typed(path:str, names=()) -> str:
+    "`path` as a person types it: a bare name when that name on PATH is the program of the same folder."
+    for n in (*names, Path(path).name):
+        w = shutil.which(n)
+        if w and Path(w).parent.absolute() == Path(path).parent.absolute(): return n
+    return path
+
+def launcher(parent:list[str]|None=None) -> list[str]:
+    "How this training was started, up to `-m vessel_nb.train`: the launcher's own flags (accelerate, torchrun), else python."
+    p = _parent_argv() if parent is None else parent
+    k = next((i for i in range(1, len(p)) if p[i] == "vessel_nb.train" and p[i - 1] in ("-m", "--module")), None)
+    s = next((i for i in range(k or 0) if Path(p[i]).name in ("accelerate", "torchrun") or p[i] == "torch.distributed.run"), None)
+    if k is None or s is None:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return ["torchrun", "--nproc_per_node", str(world)] * (world > 1) + [_as_typed(sys.executable, ["python"]) * (world == 1), "-m", "vessel_nb.train"]
+    if p[s] == "torch.distributed.run": return [_as_typed(p[0], ["python"]), "-m", *p[s:k + 1]]
+    return [_as_typed(p[s]), *p[s + 1:k + 1]]
+
+def resume_command(cfg:TrainConfig, parent:list[str]|None=None) -> str:
+    "The command that continues the run in `cfg.work_dir`: this launcher, the run's `config.yaml`, `--resume` (and its `--stop-at`)."
+    args = ["--config", str(Path(cfg.work_dir)/"config.yaml"), "--resume"] + ["--stop-at", str(cfg.stop_at)] * bool(cfg.stop_at)
+    return shlex.join([a for a in launcher(parent) if a] + args)
+
+def interrupt_message(run:Run, saved:bool) -> str:
+    "What follows `interrupted`: where the run stopped, what was saved and the command that continues it."
+    cks = checkpoints(run.work)
+    where = (f"at iteration {run.it}: saved checkpoint {run.work}/iter_{run.it}" if saved else
+             f"again at iteration {run.it}: quit without saving" + (f"; the newest checkpoint is {cks[-1]}" if cks else ""))
+    return where + (f"; continue with: {resume_command(run.cfg)}" if cks else "; no checkpoint yet: start again with --overwrite")
 
 # %% ../nbs/06_train.ipynb #9add481d
 def check_splits(cfg:TrainConfig, parts:Parts):
@@ -930,6 +992,7 @@ def open_run(cfg:TrainConfig, acc, parts:Parts|None=None) -> tuple[Run, dict|Non
     from accelerate.utils import set_seed
     ckpt, skipped = on_main(acc, find_resume, cfg, share=True)   # every process waits for the folder check
     set_seed(cfg.seed)
+    if parts is None: on_main(acc, check_data, cfg.data)   # a missing folder: one message, not one per process
     parts = parts or build_parts(cfg, acc.device); check_splits(cfg, parts)
     plan = make_plan(len(parts.train_ds), acc.num_processes, cfg)
     state = load_checkpoint(ckpt) if ckpt else None
@@ -960,15 +1023,19 @@ def run_session(run:Run, state:dict|None) -> Run:
     cfg, acc = run.cfg, run.acc
     stop = min(cfg.stop_at or run.plan.max_iters, run.plan.max_iters)
     if stop < run.start: raise TrainError(f"--stop-at {cfg.stop_at}: the run is already at iteration {run.start}; give a later --stop-at")
-    acc.print(describe_plan(run.plan, cfg) + (f"; resuming after iteration {run.start}" if state else ""))
-    try: fit(run)
+    texts = describe_texts((run.training_set or {}).get("texts"))
+    acc.print(describe_plan(run.plan, cfg) + (f"; resuming after iteration {run.start}" if state else "") + ("\n" + texts) * bool(texts))
+    try:
+        with StopRequest(INTERRUPT_NOTE if run.main else None) as asked: fit(run, asked)
+    except KeyboardInterrupt: raise Interrupted(interrupt_message(run, saved=False) if run.main else "") from None   # a second Ctrl-C
     except torch.OutOfMemoryError as e: raise TrainError(oom_message(cfg, run.it, memory_report())) from e
     except CheckpointError as e: raise TrainError(str(e)) from None
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
         raise TrainError(write_failed(run.work, f"writing to {e.filename or run.work}", e)) from None
-    stop = run.it or stop   # earlier when --time-limit stopped it
+    stop = run.it or stop   # earlier when --time-limit or a signal stopped it
     end_session(run, stop)
+    if run.interrupted: raise Interrupted(interrupt_message(run, saved=True) if run.main else "")
     acc.print(f"{'stopped' if stop < run.plan.max_iters else 'finished'} after iteration {stop} of {run.plan.max_iters}; "
               f"checkpoint {run.work}/iter_{stop}" + (f"; continue with --resume" if stop < run.plan.max_iters else ""))
     return run
