@@ -8,6 +8,8 @@ ACT := source $(VENV)/bin/activate &&
 setup:
 	bash scripts/setup.sh
 
+# Trains with one process (`python -m vessel_nb.train`; Ctrl-C saves a checkpoint and prints the command that continues);
+# `LAUNCH_ARGS="--num_processes 4" make main` trains through `accelerate launch -q` instead.
 main: setup
 	$(ACT) bash scripts/main.sh
 
