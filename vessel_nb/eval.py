@@ -313,16 +313,16 @@ def error_map(pred:np.ndarray, gt:np.ndarray) -> np.ndarray: # uint8 `(H, W, 3)`
 
 # %% ../nbs/09_eval.ipynb #865b1e37
 def six_panel(image, gt:np.ndarray, pred:np.ndarray, # the image, its ground truth and the binary prediction
-              title:str="", metrics:dict|None=None, dpi:int=60):
+              title:str="", metrics:dict|None=None, dpi:int=100):
     "Matplotlib figure: image, GT, prediction, GT overlay, prediction overlay, error map (metrics in its title)."
     import matplotlib; from matplotlib.figure import Figure
-    fig = Figure(figsize=(15, 2.9), dpi=dpi)
-    axs = fig.subplots(1, 6)
+    fig = Figure(figsize=(12, 8.4), dpi=dpi)
+    axs = fig.subplots(2, 3).ravel()                      # two rows of three: each panel ~300 px wide
     m = metrics or {k: float(v[0]) for k, v in segmentation_metrics(pred, gt).items()}
     panels = [(to_gray(image), "image"), (gt, "ground truth"), (pred, "prediction"), (overlay(image, gt, (0, 200, 80)), "GT overlay"),
               (overlay(image, pred), "prediction overlay"), (error_map(pred, gt), " ".join(f"{k} {m[k]:.3f}" for k in ("dice", "iou", "cldice") if k in m))]
-    for ax, (im, t) in zip(axs, panels): ax.imshow(im, cmap="gray", vmin=0, vmax=1 if im.ndim == 2 else None); ax.set_title(t, fontsize=9); ax.axis("off")
-    if title: fig.suptitle(title, fontsize=10)
+    for ax, (im, t) in zip(axs, panels): ax.imshow(im, cmap="gray", vmin=0, vmax=1 if im.ndim == 2 else None); ax.set_title(t, fontsize=13); ax.axis("off")
+    if title: fig.suptitle(title, fontsize=14)
     return fig
 
 def fig_png(fig) -> bytes:

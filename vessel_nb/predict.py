@@ -22,9 +22,8 @@ from .eval import FrangiBaseline, load_eval_model, predict_probs, overlay, jsona
 from .metrics import as_probs
 
 # %% auto #0
-__all__ = ['VIDEO_EXTS', 'DEFAULT_PROMPT', 'PredictError', 'Clip', 'open_input', 'model_sha256', 'load_model', 'choose_prompt',
-           'choose_threshold', 'mp4_works', 'burn_label', 'Movie', 'predict_clip', 'PredictConfig', 'check_config',
-           'predict', 'main']
+__all__ = ['VIDEO_EXTS', 'PredictError', 'Clip', 'open_input', 'model_sha256', 'load_model', 'choose_threshold', 'mp4_works',
+           'burn_label', 'Movie', 'predict_clip', 'PredictConfig', 'check_config', 'predict', 'main']
 
 # %% ../nbs/09a_predict.ipynb #9d472b92
 class PredictError(UserError, ValueError):
@@ -136,23 +135,16 @@ def model_sha256(path:str|Path) -> str:
     return digest(*(f"{f.relative_to(p).as_posix()} {sha256_file(f)}\n" for f in files))
 
 def load_model(spec:str, data:str|None=None, device:str|None=None, answer:str|None=None,
-               workers:int|None=None, progress:bool=False) -> tuple[object, dict]:
+               workers:int|None=None, progress:bool=False,
+               prompt:str|None=None # neural models: None asks about the model's training text (as `eval` does)
+              ) -> tuple[object, dict]:
     "`(model with predict_proba, provenance)`; provenance holds `training_set` (None: unknown) and `sha256`."
     if spec == "frangi" and not data:
         m = FrangiBaseline(workers=workers)
         return m, dict(m.provenance(), training_set=None, sha256=digest(json.dumps(m.provenance(), sort_keys=True, default=str)))
-    model, prov = load_eval_model(spec, data, "Please segment the blood vessel.", device, progress, answer, **({"workers": workers} if spec == "frangi" else {}))
+    model, prov = load_eval_model(spec, data, prompt, device, progress, answer, **({"workers": workers} if spec == "frangi" else {}))
     prov.pop("excluded", None)
     return model, dict(prov, sha256=model_sha256(prov["path"]) if spec != "frangi" else digest(json.dumps(model.provenance(), sort_keys=True, default=str)))
-
-# %% ../nbs/09a_predict.ipynb #07b7cb36
-DEFAULT_PROMPT = prompt_for("blood vessel")
-
-def choose_prompt(prompt:str|None, record:dict|None) -> tuple[str, str]:
-    "`(prompt, source)`: `--prompt`, else the question about the model's training text, else the default."
-    if prompt: return prompt, "--prompt"
-    t = training_text(record)
-    return (prompt_for(t), "training") if t else (DEFAULT_PROMPT, "default")
 
 # %% ../nbs/09a_predict.ipynb #752647c3
 def _eval_threshold(path:str|Path, spec:str, prov:dict) -> tuple[float, str]:
@@ -326,10 +318,9 @@ def predict(cfg:PredictConfig, input:str|Path) -> dict:
     clips, skipped = open_input(input, cfg.real_names, cfg.frames, cfg.every, cfg.salt, cfg.allow_burned_in)
     inputs = [input] + ([cfg.model] if cfg.model != "frangi" else []) + ([cfg.data] if cfg.data else [])
     with staged(cfg.out, cfg.overwrite, "choose another --out or pass --overwrite", inputs=inputs) as tmp:
-        model, prov = load_model(cfg.model, cfg.data, cfg.device, cfg.answer, cfg.workers, cfg.progress)
-        record = prov.pop("training_set", None)
-        prompt = choose_prompt(cfg.prompt, record) if hasattr(model, "prompt") else (None, None)
-        if prompt[0]: model.prompt = prompt[0]; model.prompt_source = prompt[1]
+        model, prov = load_model(cfg.model, cfg.data, cfg.device, cfg.answer, cfg.workers, cfg.progress, cfg.prompt)
+        prov.pop("training_set", None)
+        prompt = (model.prompt, model.prompt_source) if hasattr(model, "prompt") else (None, None)
         thr = choose_threshold(cfg.threshold, cfg.threshold_from, cfg.model, prov)
         bs = max(cfg.batch_size, 2 * model.workers) if isinstance(model, FrangiBaseline) else cfg.batch_size
         recs = _predict_clips(model, clips, thr[0], tmp, bs, cfg, skipped)
