@@ -301,3 +301,82 @@ def test_a_flipped_bit_goes_unnoticed_without_verification(tiny, tmp_path):
     m = save_pretrained(tiny, tmp_path / "m"); f = m / "model.safetensors"; b = f.read_bytes()
     f.write_bytes(b[:-10] + bytes([b[-10] ^ 4]) + b[-9:])
     load(m, device="cpu", verify=False)
+
+
+# --- options for thin vessels: mask refiner, soft clDice, flip test-time augmentation (all off by default) ---
+
+def test_thin_vessel_options_are_off_by_default_and_checked():
+    from vessel_nb.model import ModelConfig, ModelError
+    for p in ("tiny", "scratch-t", "scratch-s", "internvl3-1b"):
+        c = get_config(p)
+        assert (c.refine, c.loss_cldice, c.flip_tta) == (0, 0.0, False), p
+    assert not any("refiner" in n for n, _ in build_sam(get_config("tiny")).named_parameters())
+    with pytest.raises(ModelError, match="refine=12: use 0 .* multiple of 8"): ModelConfig(refine=12)
+    with pytest.raises(ModelError, match="loss_cldice=-1: must be >= 0"): ModelConfig(loss_cldice=-1)
+
+
+def test_cldice_loss_scores_centrelines():
+    from vessel_nb.model import cldice_loss, soft_skeleton
+    t = torch.zeros(2, 32, 32); t[:, 15:17, 2:30] = 1                     # thin vessels
+    hit, miss = torch.where(t > 0, 20., -20.), torch.full_like(t, -20.)
+    half = hit.clone(); half[:, :, 16:] = -20.
+    l = [cldice_loss(x, t).item() for x in (hit, half, miss)]
+    assert l[0] < 0.05 < l[1] < l[2] and l[2] > 0.95, l
+    thick = torch.zeros(1, 1, 32, 32); thick[..., 12:20, 2:30] = 1
+    assert soft_skeleton(thick).sum() < thick.sum() / 3                  # a skeleton is thinner than the mask
+    big = torch.nn.functional.interpolate(t[:, None], size=(128, 128))[:, 0]   # targets at another resolution
+    assert abs(cldice_loss(hit, big).item() - l[0]) < 0.05
+
+
+def test_refiner_and_cldice_train_and_the_loss_adds_up():
+    m = build_model(get_config("tiny", refine=8, loss_cldice=0.5), device="cpu")
+    ref = m.sam.sam_mask_decoder.refiner
+    assert all(p.requires_grad and param_group("sam.sam_mask_decoder.refiner." + n) == "sam_decoder" for n, p in ref.named_parameters())
+    b = batch_of(m)
+    out = m(b)
+    c = m.cfg
+    assert out["loss_cldice"] > 0
+    torch.testing.assert_close(out["loss"], c.loss_bce * out["loss_mask"] + c.loss_dice * out["loss_dice"]
+                               + c.loss_llm * out["loss_llm"] + 0.5 * out["loss_cldice"])
+    w0 = ref.out.weight.detach().clone()
+    losses = overfit(m, b, steps=5)
+    assert not torch.equal(ref.out.weight, w0) and losses[-1] < losses[0]   # the gradient reaches the refiner
+    h, _ = m.llm_forward(b)
+    lg, _ = m.seg_logits(h, b["input_ids"], b["sam_images"])
+    assert lg.shape == (3, 64, 64)                                          # half the 128² SAM2 input, not 32²
+
+
+def test_refined_flip_tta_model_saves_loads_and_rebuilds_strictly(tmp_path):
+    from dataclasses import asdict
+    from vessel_nb.checkpoint import save_checkpoint, rebuild
+    from vessel_nb.testing import trained_tiny
+    from vessel_nb.train import TrainConfig
+    m = trained_tiny(refine=8, flip_tta=True, loss_cldice=1.0)
+    img = np.random.default_rng(3).integers(0, 255, (40, 52), dtype=np.uint8)
+    ref = VesselPredictor(m, answer="Sure, [SEG].").predict(img)
+    save_pretrained(m, tmp_path / "m")
+    mc = json.loads((tmp_path / "m" / "config.json").read_text())["model_config"]
+    assert (mc["refine"], mc["flip_tta"], mc["loss_cldice"]) == (8, True, 1.0)   # the export describes itself
+    got = VesselPredictor(load(tmp_path / "m", device="cpu"), answer="Sure, [SEG].").predict(img)
+    np.testing.assert_allclose(got.prob, ref.prob, atol=1e-4)
+    save_checkpoint(tmp_path / "work", 1, m.trainable_state_dict(), dict(config=asdict(TrainConfig(preset="tiny")),
+                    model_config=asdict(m.cfg), identity=m.identity(), iter=1))
+    back = rebuild(tmp_path / "work" / "iter_1", device="cpu")
+    assert (back.cfg.refine, back.cfg.flip_tta) == (8, True)
+    np.testing.assert_allclose(VesselPredictor(back, answer="Sure, [SEG].").predict(img).prob, ref.prob, atol=1e-4)
+    conf = json.loads((tmp_path / "m" / "config.json").read_text()); conf["model_config"]["refine"] = 0
+    (tmp_path / "m" / "config.json").write_text(json.dumps(conf))             # a config that hides the refiner
+    with pytest.raises(KeyMismatch, match="unexpected: sam.sam_mask_decoder.refiner"): load(tmp_path / "m", device="cpu", verify=False)
+
+
+def test_flip_tta_averages_the_four_flips():
+    from vessel_nb.model import sam_masks
+    sam = build_sam(get_config("tiny", refine=8)); sam.sam_mask_decoder.refiner.out.weight.data.normal_()
+    ims, pr, idx = torch.randn(2, 3, 128, 128), torch.randn(3, 256), torch.tensor([0, 1, 1])
+    with torch.no_grad():
+        one = sam_masks(sam, ims, idx, pr)
+        four = sam_masks(sam, ims, idx, pr, flips=True)
+        by_hand = torch.stack([sam_masks(sam, ims.flip(d), idx, pr).flip(d) if d else one for d in [(), (-1,), (-2,), (-2, -1)]]).mean(0)
+        mirrored = sam_masks(sam, ims.flip(-2), idx, pr, flips=True).flip(-2)
+    assert one.shape == four.shape == (3, 64, 64) and not torch.allclose(one, four, atol=1e-3)
+    torch.testing.assert_close(four, by_hand); torch.testing.assert_close(four, mirrored, atol=1e-4, rtol=1e-4)

@@ -23,16 +23,17 @@ from .dataset import DataConfig, load_image, internvl_tiles, sam_image, display_
 
 # %% auto #0
 __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG_END', 'IMG_CONTEXT', 'CHAT_TOKENS',
-           'INTERNVIT_300M', 'TINY_SAM2', 'PRESETS', 'BASE_SPECIALS', 'SAM_UNUSED', 'FORMAT', 'ModelError',
+           'INTERNVIT_300M', 'TINY_SAM2', 'PRESETS', 'BASE_SPECIALS', 'SAM_UNUSED', 'FLIPS', 'FORMAT', 'ModelError',
            'ModelFileMissing', 'ModelExists', 'vessel_data_config', 'ModelConfig', 'get_config', 'tiny_tokenizer',
            'add_seg_token', 'token_id', 'internvl_config', 'random_vlm', 'refresh_buffers', 'pretrained_vlm',
            'attach_tokenizer', 'sam2_yaml', 'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features',
-           'decode_masks', 'dice_loss', 'mask_losses', 'param_group', 'lora_targets', 'tied', 'lora_config',
-           'VesselSa2VA', 'keep_input_dtype', 'default_device', 'compute_dtype', 'load_tokenizer', 'build_vlm',
-           'build_model', 'expand_image', 'reserved_tokens', 'markup', 'Collator', 'Prediction', 'to_rgb',
-           'greedy_generate', 'forced_answer', 'VesselPredictor', 'preprocess', 'to_dev', 'merged_vlm',
-           'plain_state_dict', 'write_model_files', 'save_pretrained', 'read_json', 'read_safetensors', 'read_weights',
-           'verify_folder', 'load', 'merge_for_inference', 'compile_frozen']
+           'decode_masks', 'MaskRefiner', 'refine_masks', 'dice_loss', 'mask_losses', 'soft_erode', 'soft_skeleton',
+           'cldice_loss', 'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'keep_input_dtype',
+           'default_device', 'compute_dtype', 'load_tokenizer', 'build_vlm', 'build_model', 'expand_image',
+           'reserved_tokens', 'markup', 'Collator', 'Prediction', 'to_rgb', 'greedy_generate', 'forced_answer',
+           'VesselPredictor', 'preprocess', 'to_dev', 'sam_masks', 'merged_vlm', 'plain_state_dict',
+           'write_model_files', 'save_pretrained', 'read_json', 'read_safetensors', 'read_weights', 'verify_folder',
+           'load', 'merge_for_inference', 'compile_frozen']
 
 # %% ../nbs/04_model.ipynb #ea27e6d7
 GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
@@ -76,6 +77,9 @@ class ModelConfig:
     loss_bce:float = 2.0
     loss_dice:float = 0.5
     loss_llm:float = 1.0
+    loss_cldice:float = 0.0              # soft clDice weight (centreline overlap: thin vessels, connectivity); 0 = off
+    refine:int = 0                       # channels of a mask refiner at half the SAM2 input side; 0 = none (masks at S/4)
+    flip_tta:bool = False                # predictions average the four flips of the image (test-time augmentation)
     dtype:str = "bfloat16"               # weights/compute dtype on GPU; CPU always uses float32
     max_new_tokens:int = 32              # generation budget of the predictor (Sa2VA answers are ~10 tokens)
     seed:int = 0                         # random init of new parts
@@ -88,6 +92,8 @@ class ModelConfig:
         if "lora" in self.train and "llm" in self.train: raise ModelError("ModelConfig.train: 'lora' and 'llm' exclude each other; train the LLM through LoRA or fully")
         if "seg_token" in self.train and "lora" not in self.train: raise ModelError("ModelConfig.train: 'seg_token' needs 'lora' (peft); to train full embeddings use 'embeddings'")
         if self.seg_rows not in ("tokens", "full"): raise ModelError(f"ModelConfig.seg_rows={self.seg_rows!r}: use 'tokens' or 'full'")
+        if self.refine < 0 or self.refine % 8: raise ModelError(f"ModelConfig.refine={self.refine}: use 0 (no refiner) or a multiple of 8 (its channels, e.g. 16)")
+        if not self.loss_cldice >= 0: raise ModelError(f"ModelConfig.loss_cldice={self.loss_cldice}: must be >= 0")
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -249,6 +255,7 @@ def build_sam(cfg:ModelConfig, device="cpu"):
     sam = build_sam2(yaml, None, device="cpu", mode="eval", hydra_overrides_extra=over, apply_postprocessing=False)
     if sam.image_size != cfg.data.sam_size: raise ModelError(f"DataConfig.sam_size={cfg.data.sam_size} but SAM2 {cfg.sam2!r} takes {sam.image_size}²")
     if cfg.sam2_checkpoint: load_sam2_checkpoint(sam, cfg.sam2_checkpoint)
+    if cfg.refine: sam.sam_mask_decoder.refiner = MaskRefiner(cfg.refine)   # after Meta's weights: they have none
     return sam.to(device)
 
 # %% ../nbs/04_model.ipynb #44435520
@@ -282,6 +289,42 @@ def decode_masks(sam, emb:torch.Tensor,  # (N, 256, e, e) image embedding, one r
                                           multimask_output=True, repeat_image=False, high_res_features=high)
     return low[torch.arange(n, device=dev), iou.argmax(-1)], iou              # (N, S/4, S/4), (N, 3)
 
+# %% ../nbs/04_model.ipynb #89059e13
+def _convs(i:int, o:int) -> nn.Sequential:
+    "Two 3×3 convolutions, each with GroupNorm and ReLU."
+    g = lambda: nn.GroupNorm(8, o)
+    return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), g(), nn.ReLU(inplace=True), nn.Conv2d(o, o, 3, padding=1), g(), nn.ReLU(inplace=True))
+
+class MaskRefiner(nn.Module):
+    "A small U-Net at half the SAM2 input side: the image and the upsampled decoder logits in, corrected logits out."
+    def __init__(self, ch:int=16): # channels at the finest level (×2, ×4 below it)
+        super().__init__()
+        self.enc = nn.ModuleList([_convs(4, ch), _convs(ch, 2 * ch), _convs(2 * ch, 4 * ch)])
+        self.dec = nn.ModuleList([_convs(6 * ch, 2 * ch), _convs(3 * ch, ch)])
+        self.out = nn.Conv2d(ch, 1, 1)
+        nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)   # starts as plain bilinear upsampling
+
+    def forward(self, images:torch.Tensor, # (N, 3, S, S) SAM2 input, one row per object
+                logits:torch.Tensor        # (N, s, s) decoder logits
+               ) -> torch.Tensor:          # (N, S/2, S/2)
+        x = F.avg_pool2d(images.to(logits.dtype), 2)                                          # (N, 3, S/2, S/2)
+        l = F.interpolate(logits[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)  # (N, 1, S/2, S/2)
+        e1 = self.enc[0](torch.cat([x, l], 1))
+        e2 = self.enc[1](F.max_pool2d(e1, 2))
+        e3 = self.enc[2](F.max_pool2d(e2, 2))
+        up = lambda t, like: F.interpolate(t, size=like.shape[-2:], mode="bilinear", align_corners=False)
+        d2 = self.dec[0](torch.cat([up(e3, e2), e2], 1))
+        d1 = self.dec[1](torch.cat([up(d2, e1), e1], 1))
+        return (l + self.out(d1))[:, 0]
+
+def refine_masks(sam, logits:torch.Tensor, # (N, s, s) decoder logits
+                 images:torch.Tensor       # (N, 3, S, S) their images
+                ) -> torch.Tensor:
+    "The refined logits `(N, S/2, S/2)` when the SAM2 decoder has a refiner (`ModelConfig.refine`), else `logits`."
+    r = getattr(sam.sam_mask_decoder, "refiner", None)
+    return logits if r is None else r(images, logits)
+
+
 # %% ../nbs/04_model.ipynb #93248045
 def dice_loss(logits:torch.Tensor, # (N, m, m)
               target:torch.Tensor, # (N, m, m) in [0, 1]
@@ -297,6 +340,34 @@ def mask_losses(logits:torch.Tensor, # (N, s, s) decoder logits
     if logits.shape[-2:] != target.shape[-2:]:
         logits = F.interpolate(logits[:, None].float(), size=target.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     return F.binary_cross_entropy_with_logits(logits.float(), target.float()), dice_loss(logits, target)
+
+# %% ../nbs/04_model.ipynb #a6db829f
+def soft_erode(x:torch.Tensor) -> torch.Tensor: # (N, 1, h, w)
+    "Soft erosion: the minimum over a plus-shaped 3×3 neighbourhood."
+    return torch.min(-F.max_pool2d(-x, (3, 1), 1, (1, 0)), -F.max_pool2d(-x, (1, 3), 1, (0, 1)))
+
+def soft_skeleton(x:torch.Tensor, # (N, 1, h, w) probabilities
+                  iters:int=10) -> torch.Tensor:
+    "Soft skeleton (Shit et al. 2021): what each erosion removes that an opening would not restore."
+    opening = lambda t: F.max_pool2d(soft_erode(t), 3, 1, 1)
+    skel = F.relu(x - opening(x))
+    for _ in range(iters):
+        x = soft_erode(x)
+        delta = F.relu(x - opening(x))
+        skel = skel + F.relu(delta - skel * delta)
+    return skel
+
+def cldice_loss(logits:torch.Tensor, # (N, s, s) decoder logits
+                target:torch.Tensor, # (N, m, m) in [0, 1], any size (area-resampled to s)
+                iters:int=10, eps:float=1.0) -> torch.Tensor:
+    "Soft clDice loss at the logits' resolution: 1 − harmonic mean of skeleton precision and sensitivity."
+    p = logits.float().sigmoid()[:, None]                                                    # (N, 1, s, s)
+    g = F.interpolate(target.float()[:, None], size=p.shape[-2:], mode="area")              # (N, 1, s, s)
+    sp, sg = soft_skeleton(p, iters), soft_skeleton(g, iters)
+    prec = ((sp * g).flatten(1).sum(1) + eps) / (sp.flatten(1).sum(1) + eps)               # (N,)
+    sens = ((sg * p).flatten(1).sum(1) + eps) / (sg.flatten(1).sum(1) + eps)
+    return (1 - 2 * prec * sens / (prec + sens)).mean()
+
 
 # %% ../nbs/04_model.ipynb #2d34db0f
 SAM_UNUSED = ("iou_prediction_head.", "pred_obj_score_head.", "output_hypernetworks_mlps.0.")
@@ -423,7 +494,7 @@ def seg_logits(self:VesselSa2VA, h:torch.Tensor, # (B, L, H) last-layer hidden s
                input_ids:torch.Tensor,            # (B, L)
                sam_images:torch.Tensor            # (B, 3, S, S)
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Mask logits `(N, S/4, S/4)` for every `[SEG]` of the batch, in order, and the count per sample `(B,)`."
+    "Mask logits `(N, s, s)` (s = S/4, or S/2 with a refiner) for every `[SEG]` of the batch, in order, and the count per sample `(B,)`."
     is_seg = input_ids == self.seg_id
     counts = is_seg.sum(1)                                               # (B,)
     if counts.sum() == 0: return h.new_zeros(0, 1, 1), counts
@@ -431,12 +502,13 @@ def seg_logits(self:VesselSa2VA, h:torch.Tensor, # (B, L, H) last-layer hidden s
     used = counts > 0
     emb, high = sam_features(self.sam, sam_images[used].float(), "sam_encoder" in self.cfg.train)
     idx = torch.repeat_interleave(torch.arange(int(used.sum()), device=h.device), counts[used])  # object → image row
-    return decode_masks(self.sam, emb[idx], [x[idx] for x in high], prompts)[0], counts
+    logits = decode_masks(self.sam, emb[idx], [x[idx] for x in high], prompts)[0]   # (N, S/4, S/4)
+    return refine_masks(self.sam, logits, sam_images[used][idx].float()), counts
 
 # %% ../nbs/04_model.ipynb #c5be572e
 @patch
 def forward(self:VesselSa2VA, batch:dict) -> dict:
-    "Losses of a `Collator` batch: `loss` (weighted sum), `loss_mask` (BCE), `loss_dice`, `loss_llm`."
+    "Losses of a `Collator` batch: `loss` (weighted sum), `loss_mask` (BCE), `loss_dice`, `loss_llm`, `loss_cldice`."
     with self.autocast():
         h, loss_llm = self.llm_forward(batch)
         logits, counts = self.seg_logits(h, batch["input_ids"], batch["sam_images"])
@@ -444,10 +516,14 @@ def forward(self:VesselSa2VA, batch:dict) -> dict:
     if counts.tolist() != n_masks:
         raise ModelError(f"[SEG] tokens per sample {counts.tolist()} != target masks per sample {n_masks}; "
                          "every answer needs one [SEG] per object (check the chat templates and max_length)")
-    if sum(n_masks) == 0: zero = h.new_zeros((), dtype=torch.float32); bce = dice = zero   # no [SEG]: no mask loss
-    else: bce, dice = mask_losses(logits, torch.cat(list(batch["masks"])).to(logits.device))
-    c = self.cfg
-    return dict(loss=c.loss_bce * bce + c.loss_dice * dice + c.loss_llm * loss_llm, loss_mask=bce, loss_dice=dice, loss_llm=loss_llm)
+    c, zero = self.cfg, h.new_zeros((), dtype=torch.float32)
+    bce = dice = cl = zero                                            # no [SEG]: no mask loss
+    if sum(n_masks):
+        target = torch.cat(list(batch["masks"])).to(logits.device)
+        bce, dice = mask_losses(logits, target)
+        if c.loss_cldice: cl = cldice_loss(logits, target)
+    loss = c.loss_bce * bce + c.loss_dice * dice + c.loss_llm * loss_llm + c.loss_cldice * cl
+    return dict(loss=loss, loss_mask=bce, loss_dice=dice, loss_llm=loss_llm, loss_cldice=cl)
 
 # %% ../nbs/04_model.ipynb #a2d103d6
 def default_device() -> torch.device:
@@ -717,6 +793,24 @@ def _answer(self:VesselPredictor, ids:torch.Tensor) -> torch.Tensor:
     stop = torch.isin(ids, torch.tensor([token_id(self.model.tokenizer, CHAT_TOKENS[1])], device=ids.device))
     return int(stop.float().argmax()) + 1 if stop.any() else len(ids)
 
+# %% ../nbs/04_model.ipynb #3ca9c2cf
+FLIPS = [(), (-1,), (-2,), (-2, -1)]   # identity, left-right, up-down, both
+
+def sam_masks(sam, images:torch.Tensor, # (B, 3, S, S) SAM2 inputs
+              idx:torch.Tensor,          # (N,) image row of each object
+              prompts:torch.Tensor,      # (N, 256) projected [SEG] embeddings
+              flips:bool=False           # average the logits of the four flipped images, each flipped back
+             ) -> torch.Tensor:          # (N, s, s)
+    "Mask logits of the objects: SAM2 features, decoder and refiner, optionally as a flip test-time augmentation."
+    out = []
+    for d in (FLIPS if flips else FLIPS[:1]):
+        im = images.flip(d) if d else images
+        emb, high = sam_features(sam, im)
+        lg = refine_masks(sam, decode_masks(sam, emb[idx], [h[idx] for h in high], prompts)[0], im[idx])  # (N, s, s)
+        out.append(lg.flip(d) if d else lg)
+    return torch.stack(out).mean(0)
+
+
 # %% ../nbs/04_model.ipynb #53c513a1
 @patch
 @torch.no_grad()
@@ -734,9 +828,8 @@ def predict_batch(self:VesselPredictor, images:list, prompts:list|str="Please se
         is_seg = torch.stack([(g == m.seg_id) & (torch.arange(len(g), device=g.device) < k) for g, k in zip(gen, n)])  # (B, n)
         logits = None
         if is_seg.any():
-            emb, high = sam_features(m.sam, x["sam_images"])
             idx = torch.nonzero(is_seg)[:, 0]                                        # object → image
-            logits = decode_masks(m.sam, emb[idx], [h[idx] for h in high], m.seg_head(hs[is_seg]))[0]  # (N, s, s)
+            logits = sam_masks(m.sam, x["sam_images"], idx, m.seg_head(hs[is_seg]), m.cfg.flip_tta)  # (N, s, s)
     return [self._result(tok.decode(g[:k]), im, logits[idx == i] if logits is not None else None)
             for i, (g, k, im) in enumerate(zip(gen, n, imgs))]
 
