@@ -44,12 +44,15 @@ def test_cimat_script_refuses_without_data(tmp_path):
     assert not (tmp_path/"d").exists() and not (tmp_path/"o").exists()
 
 def test_preset_and_sweep_configs_resolve():
-    "configs/cimat-scratch.yaml and every sweep config build a scratch preset with augmentation and equal loss weights."
-    from vessel_nb.train import load_config, resolve_config, model_config
-    files = [ROOT/"configs"/"cimat-scratch.yaml", *sorted((ROOT/"configs"/"cimat-sweep").glob("*.yaml"))]
-    assert len(files) == 5
+    "The CIMAT presets and every sweep config build a scratch preset with augmentation and equal loss weights."
+    from vessel_nb.train import load_config, resolve_config, model_config, check_model
+    files = [ROOT/"configs"/"cimat-scratch.yaml", ROOT/"configs"/"cimat-refine.yaml", *sorted((ROOT/"configs"/"cimat-sweep").glob("*.yaml"))]
+    assert len(files) == 11
     for f in files:
         c = resolve_config(load_config(str(f)))
-        m = model_config(c)
+        m = model_config(c); check_model(c)
         assert c.augment and m.preset.startswith("scratch-") and (m.loss_bce, m.loss_dice) == (1.0, 1.0), f
         assert m.sam2_checkpoint == "" and "sam_encoder" in m.train, f
+    m = model_config(resolve_config(load_config(str(files[1]))))
+    assert (m.refine, m.loss_cldice, m.flip_tta, m.data.sam_size) == (16, 1.0, True, 1024)
+    assert (model_config(resolve_config(load_config(str(files[0])))).refine) == 0   # the measured preset is unchanged
