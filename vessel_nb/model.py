@@ -23,17 +23,18 @@ from .dataset import DataConfig, load_image, internvl_tiles, sam_image, display_
 
 # %% auto #0
 __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG_END', 'IMG_CONTEXT', 'CHAT_TOKENS',
-           'INTERNVIT_300M', 'TINY_SAM2', 'PRESETS', 'BASE_SPECIALS', 'SAM_UNUSED', 'FLIPS', 'FORMAT', 'ModelError',
-           'ModelFileMissing', 'ModelExists', 'vessel_data_config', 'ModelConfig', 'get_config', 'tiny_tokenizer',
-           'add_seg_token', 'token_id', 'internvl_config', 'random_vlm', 'refresh_buffers', 'pretrained_vlm',
-           'attach_tokenizer', 'sam2_yaml', 'load_sam2_checkpoint', 'build_sam', 'SegHead', 'sam_features',
-           'decode_masks', 'MaskRefiner', 'refine_masks', 'dice_loss', 'mask_losses', 'soft_erode', 'soft_skeleton',
-           'cldice_loss', 'param_group', 'lora_targets', 'tied', 'lora_config', 'VesselSa2VA', 'keep_input_dtype',
-           'default_device', 'compute_dtype', 'load_tokenizer', 'build_vlm', 'build_model', 'expand_image',
-           'reserved_tokens', 'markup', 'Collator', 'Prediction', 'to_rgb', 'greedy_generate', 'forced_answer',
-           'VesselPredictor', 'preprocess', 'to_dev', 'sam_masks', 'merged_vlm', 'plain_state_dict',
-           'write_model_files', 'save_pretrained', 'read_json', 'read_safetensors', 'read_weights', 'verify_folder',
-           'load', 'merge_for_inference', 'compile_frozen']
+           'INTERNVIT_300M', 'TINY_SAM2', 'PRESETS', 'BASE_SPECIALS', 'SAM_UNUSED', 'FLIPS', 'VIDEO_MODES', 'FORMAT',
+           'ModelError', 'ModelFileMissing', 'ModelExists', 'vessel_data_config', 'ModelConfig', 'get_config',
+           'tiny_tokenizer', 'add_seg_token', 'token_id', 'internvl_config', 'random_vlm', 'refresh_buffers',
+           'pretrained_vlm', 'attach_tokenizer', 'sam2_yaml', 'load_sam2_checkpoint', 'build_sam', 'SegHead',
+           'sam_features', 'decode_all', 'decode_masks', 'MaskRefiner', 'refine_masks', 'dice_loss', 'mask_losses',
+           'soft_erode', 'soft_skeleton', 'cldice_loss', 'param_group', 'lora_targets', 'tied', 'lora_config',
+           'VesselSa2VA', 'keep_input_dtype', 'default_device', 'compute_dtype', 'load_tokenizer', 'build_vlm',
+           'build_model', 'expand_image', 'reserved_tokens', 'markup', 'Collator', 'Prediction', 'to_rgb',
+           'greedy_generate', 'forced_answer', 'VesselPredictor', 'preprocess', 'to_dev', 'sam_masks', 'frame_features',
+           'MemoryBank', 'encode_memory', 'seg_key_step', 'mask_key_step', 'track_frame', 'propagate', 'prefetched',
+           'merged_vlm', 'plain_state_dict', 'write_model_files', 'save_pretrained', 'read_json', 'read_safetensors',
+           'read_weights', 'verify_folder', 'load', 'merge_for_inference', 'compile_frozen']
 
 # %% ../nbs/04_model.ipynb #ea27e6d7
 GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
@@ -275,19 +276,23 @@ def sam_features(sam, images:torch.Tensor, # (B, 3, S, S) normalised
     return emb, high
 
 # %% ../nbs/04_model.ipynb #3478c878
-def decode_masks(sam, emb:torch.Tensor,  # (N, 256, e, e) image embedding, one row per object
-                 high:list,               # high-res features, one row per object
-                 prompts:torch.Tensor     # (N, 256) projected [SEG] embeddings
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Best-IoU mask logits `(N, S/4, S/4)` and the predicted IoUs `(N, 3)`."
+def decode_all(sam, emb:torch.Tensor,  # (N, 256, e, e) image embedding, one row per object
+               high:list,               # high-res features, one row per object
+               prompts:torch.Tensor     # (N, 256) projected [SEG] embeddings
+              ) -> tuple:
+    "SAM2 decoder outputs for `[SEG]` prompts: 3 mask logits `(N, 3, S/4, S/4)`, IoUs `(N, 3)`, output tokens, object scores."
     n, dt, dev = prompts.shape[0], emb.dtype, emb.device
     pts = (torch.zeros(n, 1, 2, dtype=dt, device=dev), -torch.ones(n, 1, dtype=torch.int32, device=dev))
     sparse, dense = sam.sam_prompt_encoder(points=pts, boxes=None, masks=None)  # (N, 2, 256), (N, 256, e, e)
     sparse = torch.cat([sparse, prompts[:, None].to(dt)], 1)                    # (N, 3, 256)
-    low, iou, _, _ = sam.sam_mask_decoder(image_embeddings=emb, image_pe=sam.sam_prompt_encoder.get_dense_pe(),
-                                          sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                          multimask_output=True, repeat_image=False, high_res_features=high)
-    return low[torch.arange(n, device=dev), iou.argmax(-1)], iou              # (N, S/4, S/4), (N, 3)
+    return sam.sam_mask_decoder(image_embeddings=emb, image_pe=sam.sam_prompt_encoder.get_dense_pe(),
+                                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                multimask_output=True, repeat_image=False, high_res_features=high)
+
+def decode_masks(sam, emb:torch.Tensor, high:list, prompts:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Best-IoU mask logits `(N, S/4, S/4)` and the predicted IoUs `(N, 3)` (arguments as `decode_all`)."
+    low, iou, _, _ = decode_all(sam, emb, high, prompts)
+    return low[torch.arange(len(low), device=low.device), iou.argmax(-1)], iou   # (N, S/4, S/4), (N, 3)
 
 # %% ../nbs/04_model.ipynb #89059e13
 def _convs(i:int, o:int) -> nn.Sequential:
@@ -813,6 +818,17 @@ def sam_masks(sam, images:torch.Tensor, # (B, 3, S, S) SAM2 inputs
 
 # %% ../nbs/04_model.ipynb #53c513a1
 @patch
+def _generate(self:VesselPredictor, x:dict) -> tuple:
+    "Answers of a prepared batch: ids `(B, n)`, hidden states `(B, n, H)`, answer lengths and `[SEG]` positions `(B, n)`."
+    m, tok = self.model, self.model.tokenizer
+    if self.answer is not None: gen, hs = forced_answer(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.answer_ids)
+    else: gen, hs = greedy_generate(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.max_new_tokens,
+                                    [token_id(tok, CHAT_TOKENS[1])], tok.pad_token_id)
+    n = [self._answer(g) for g in gen]
+    is_seg = torch.stack([(g == m.seg_id) & (torch.arange(len(g), device=g.device) < k) for g, k in zip(gen, n)])  # (B, n)
+    return gen, hs, n, is_seg
+
+@patch
 @torch.no_grad()
 def predict_batch(self:VesselPredictor, images:list, prompts:list|str="Please segment the blood vessel.") -> list:
     "Segment a list of images; one `Prediction` each."
@@ -821,11 +837,7 @@ def predict_batch(self:VesselPredictor, images:list, prompts:list|str="Please se
     prompts = [prompts] * len(imgs) if isinstance(prompts, str) else list(prompts)
     x = self._inputs(imgs, prompts)
     with m.autocast():
-        if self.answer is not None: gen, hs = forced_answer(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.answer_ids)
-        else: gen, hs = greedy_generate(m.core, x["input_ids"], x["attention_mask"], x["pixel_values"], self.max_new_tokens,
-                                        [token_id(tok, CHAT_TOKENS[1])], tok.pad_token_id)
-        n = [self._answer(g) for g in gen]
-        is_seg = torch.stack([(g == m.seg_id) & (torch.arange(len(g), device=g.device) < k) for g, k in zip(gen, n)])  # (B, n)
+        gen, hs, n, is_seg = self._generate(x)
         logits = None
         if is_seg.any():
             idx = torch.nonzero(is_seg)[:, 0]                                        # object → image
@@ -834,7 +846,7 @@ def predict_batch(self:VesselPredictor, images:list, prompts:list|str="Please se
             for i, (g, k, im) in enumerate(zip(gen, n, imgs))]
 
 @patch
-def _result(self:VesselPredictor, text:str, img:np.ndarray, logits) -> Prediction:
+def _result(self:VesselPredictor, text:str, img:np.ndarray, logits, warning:str="") -> Prediction:
     "A `Prediction` at the original image size from the mask logits of one image `(N, s, s)`."
     H, W = img.shape[:2]
     if logits is None or len(logits) == 0:
@@ -843,7 +855,154 @@ def _result(self:VesselPredictor, text:str, img:np.ndarray, logits) -> Predictio
     probs = F.interpolate(logits[:, None].float(), size=(H, W), mode="bilinear", align_corners=False)[:, 0].sigmoid()  # (N, H, W)
     probs = probs.cpu().numpy().astype(np.float32)
     prob = probs.max(0)
-    return Prediction(text, prob, prob > self.threshold, probs)
+    return Prediction(text, prob, prob > self.threshold, probs, warning)
+
+# %% ../nbs/04_model.ipynb #3d30af76
+def frame_features(sam, image:torch.Tensor, # (1, 3, S, S) one SAM2 input frame
+                   n:int=1) -> tuple:       # objects: the features are expanded (not copied) to `n` rows
+    "SAM2 features of a frame as its video predictor prepares them: flattened levels `[(hw, n, C)]`, positions, sizes."
+    bb = sam.forward_image(image)
+    bb = {k: [x.expand(n, -1, -1, -1) for x in bb[k]] for k in ("backbone_fpn", "vision_pos_enc")}
+    _, feats, pos, sizes = sam._prepare_backbone_features(bb)
+    return feats, pos, sizes
+
+class MemoryBank:
+    "SAM2's memory of one run: key-frame outputs are kept, other frames only while the memory attention can reach them."
+    def __init__(self, sam, num_frames:int|None=None,   # frames in the run when known (SAM2 caps the object pointers by it)
+                 store_dtype:torch.dtype|None=torch.bfloat16): # SAM2's video predictor stores memories in bf16; None keeps them (training)
+        self.sam, self.num_frames, self.store_dtype = sam, num_frames, store_dtype
+        self.out = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}   # SAM2's `output_dict`
+        self.window = max(sam.num_maskmem * sam.memory_temporal_stride_for_eval, sam.max_obj_ptrs_in_encoder)
+
+    @property
+    def n(self) -> int: return self.num_frames or 1 << 30
+
+    def add(self, t:int, out:dict, key:bool=False, reverse:bool=False):
+        "Keep what later frames read of frame `t` (memory, its position encoding, object pointer); forget frames out of reach."
+        f = out["maskmem_features"]
+        self.out["cond_frame_outputs" if key else "non_cond_frame_outputs"][t] = dict(
+            maskmem_features=f.to(self.store_dtype) if self.store_dtype else f, maskmem_pos_enc=out["maskmem_pos_enc"], obj_ptr=out["obj_ptr"])
+        nc = self.out["non_cond_frame_outputs"]
+        for s in [s for s in nc if (s > t + self.window if reverse else s < t - self.window)]: del nc[s]
+
+    def __len__(self) -> int: return sum(map(len, self.out.values()))
+
+# %% ../nbs/04_model.ipynb #48c4dbad
+def encode_memory(sam, out:dict, feats:tuple, masks:torch.Tensor, # (N, 1, s, s) mask logits of the frame
+                  from_prompt:bool=False) -> dict:
+    "Add the memory of a frame's masks to its output `out` (SAM2's memory encoder on the masks upsampled to S²)."
+    vf, _, sizes = feats
+    high = F.interpolate(masks.float(), size=(sam.image_size,) * 2, mode="bilinear", align_corners=False)  # (N, 1, S, S)
+    out["maskmem_features"], out["maskmem_pos_enc"] = sam._encode_new_memory(vf, sizes, high, out["object_score_logits"], from_prompt)
+    return out
+
+def seg_key_step(sam, bank:MemoryBank, t:int, feats:tuple, prompts:torch.Tensor) -> torch.Tensor: # prompts (N, 256)
+    "Key frame `t` prompted by `[SEG]` embeddings: mask logits `(N, s, s)` as for a single image; the frame enters `bank`."
+    vf, pos, sizes = feats; n = len(prompts)
+    pix = sam._prepare_memory_conditioned_features(t, True, vf[-1:], pos[-1:], sizes[-1:], bank.out, bank.n)  # (N, 256, e, e)
+    high = [x.permute(1, 2, 0).reshape(x.shape[1], x.shape[2], *s) for x, s in zip(vf[:-1], sizes[:-1])]
+    low, iou, tokens, _ = decode_all(sam, pix, high, prompts)
+    ar, best = torch.arange(n, device=low.device), iou.argmax(-1)
+    masks = low[ar, best]                                                  # (N, s, s)
+    tok = tokens[ar, best] if tokens.shape[1] > 1 else tokens[:, 0]        # the output token of that mask
+    out = dict(obj_ptr=sam.obj_ptr_proj(tok), object_score_logits=masks.new_full((n, 1), 10.0))  # present, as for an input mask
+    bank.add(t, encode_memory(sam, out, feats, masks[:, None]), key=True)
+    return masks
+
+def mask_key_step(sam, bank:MemoryBank, t:int, feats:tuple, masks:torch.Tensor) -> torch.Tensor: # masks (N, 1, S, S)
+    "Key frame `t` prompted by masks, as SAM2's `add_new_mask`: logits `(N, s, s)`; the frame enters `bank`."
+    vf, pos, sizes = feats
+    out = sam.track_step(t, True, vf, pos, sizes, None, masks.float(), bank.out, bank.n, run_mem_encoder=False)
+    bank.add(t, encode_memory(sam, out, feats, out["pred_masks"], from_prompt=True), key=True)
+    return out["pred_masks"][:, 0]
+
+def track_frame(sam, bank:MemoryBank, t:int, feats:tuple, reverse:bool=False) -> torch.Tensor:
+    "Frame `t` from memory (SAM2's `track_step`): logits `(N, s, s)`; the frame enters `bank`."
+    vf, pos, sizes = feats
+    out = sam.track_step(t, False, vf, pos, sizes, None, None, bank.out, bank.n, reverse, run_mem_encoder=True)
+    bank.add(t, out, reverse=reverse)
+    return out["pred_masks"][:, 0]
+
+# %% ../nbs/04_model.ipynb #8571a720
+def propagate(sam, frames,                  # iterable of SAM2 inputs `(1, 3, S, S)`, read lazily
+              prompt_at,                    # `prompt_at(t)`: `(N, 256)` [SEG] embeddings, `(N, 1, S, S)` masks, or None
+              key_frames=(0,),              # frames that get a prompt
+              num_frames:int|None=None,     # frames in the run when known
+              bank:MemoryBank|None=None):   # a bank to use (default: a new one, bf16 memories as in SAM2)
+    "Yield `(t, frame, logits (N, s, s) or None)` for every frame, in order; memory bounded by the key frames and SAM2's window."
+    keys, n, buf, it = sorted(set(key_frames)), None, [], iter(frames)
+    bank = MemoryBank(sam, num_frames) if bank is None else bank
+    for t, im in enumerate(it):
+        if t < keys[0]: buf.append(im); continue
+        p = prompt_at(t) if t in keys else None
+        if n is None and p is None:                  # nothing to follow
+            yield from ((s, x, None) for s, x in enumerate([*buf, im])); yield from ((s, x, None) for s, x in enumerate(it, t + 1)); return
+        if p is not None and n in (None, len(p)):
+            step = seg_key_step if p.dim() == 2 else mask_key_step
+            lg = step(sam, bank, t, frame_features(sam, im, len(p)), p)
+        else: lg = track_frame(sam, bank, t, frame_features(sam, im, n))
+        if n is None:                                # the first key frame: segment the waiting frames backwards
+            n = len(lg)
+            back = [(s, buf[s], track_frame(sam, bank, s, frame_features(sam, buf[s], n), reverse=True)) for s in reversed(range(t))]
+            buf.clear(); yield from reversed(back)
+        yield t, im, lg
+
+# %% ../nbs/04_model.ipynb #b001d56f
+def prefetched(items, fn, depth:int=4):
+    "`fn(x)` for each of `items`, in order, computed up to `depth` items ahead in a thread."
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as ex:
+        q = deque()
+        for x in items:
+            q.append(ex.submit(fn, x))
+            if len(q) > depth: yield q.popleft().result()
+        while q: yield q.popleft().result()
+
+VIDEO_MODES = ("propagate", "per_frame")
+
+@patch
+def predict_video(self:VesselPredictor, frames,   # iterable of frames: paths, PIL images or uint8 arrays
+                  prompt:str="Please segment the blood vessel.",
+                  key_frames=(0,),                # frames whose [SEG] prompts SAM2 (the language model runs on these only)
+                  mode:str="propagate",           # "propagate" (SAM2 memory) or "per_frame" (each frame alone)
+                  prefetch:int=4):                # frames read ahead in a thread
+    "Segment a run of frames: a generator of one `Prediction` per frame, in order; memory does not grow with the run."
+    if mode not in VIDEO_MODES: raise ModelError(f"video mode {mode!r}: use one of {list(VIDEO_MODES)}")
+    keys = sorted({int(k) for k in key_frames})
+    if not keys or keys[0] < 0: raise ModelError(f"key_frames={list(key_frames)}: give at least one frame index >= 0")
+    if mode == "per_frame": return (self.predict_batch([im], prompt)[0] for im in prefetched(frames, to_rgb, prefetch))
+    return self._propagate(frames, prompt, keys, prefetch)
+
+# %% ../nbs/04_model.ipynb #4ce2cc1b
+@patch
+def _key_prompts(self:VesselPredictor, img:np.ndarray, prompt:str) -> tuple[str, torch.Tensor|None]:
+    "The answer on key frame `img` and the SAM2 prompts `(N, 256)` of its `[SEG]`s (None without any)."
+    x = self._inputs([img], [prompt])
+    with self.model.autocast(): gen, hs, n, is_seg = self._generate(x)
+    p = self.model.seg_head(hs[is_seg]).float() if is_seg.any() else None
+    return self.model.tokenizer.decode(gen[0][:n[0]]), p
+
+@patch
+@torch.no_grad()
+def _propagate(self:VesselPredictor, frames, prompt:str, keys:list, prefetch:int=4):
+    "`predict_video` with SAM2's memory (a generator)."
+    m, d = self.model, self.model.cfg.data
+    load = lambda im: (lambda a: (a, torch.from_numpy(sam_image(a, d))[None]))(to_rgb(im))   # RGB, (1, 3, S, S)
+    rgb, said, warn = {}, {}, {}
+    def inputs():
+        for t, (a, s) in enumerate(prefetched(frames, load, prefetch)): rgb[t] = a; yield to_dev(s, m.device)
+    def prompt_at(t):
+        said[t], p = self._key_prompts(rgb[t], prompt)
+        if p is not None and said.get("n", len(p)) != len(p):
+            warn[t] = f"key frame {t}: {len(p)} {SEG_TOKEN} where the first key frame had {said['n']}; not re-anchored"
+        said.setdefault("n", None if p is None else len(p))
+        return p
+    text = lambda t: said[max([k for k in said if k != "n" and k <= t] or [min(k for k in said if k != "n")])]
+    with m.autocast():
+        for t, im, lg in propagate(m.sam, inputs(), prompt_at, keys, len(frames) if hasattr(frames, "__len__") else None):
+            if lg is not None: lg = refine_masks(m.sam, lg, im.expand(len(lg), -1, -1, -1).float())
+            yield self._result(text(t), rgb.pop(t), lg, warn.get(t, ""))
 
 # %% ../nbs/04_model.ipynb #228bafbb
 FORMAT = "vessel_nb.model/1"
