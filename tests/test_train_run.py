@@ -180,3 +180,13 @@ def test_augment_and_model_overrides_reach_the_run(tmp_path):
     meta = json.loads((work/"iter_2"/"meta.json").read_text())
     assert meta["model_config"]["loss_dice"] == 3.0 and meta["config"]["augment"] is True
     with pytest.raises(TrainError, match="changed: model"): train(replace(c, resume=True, model={}))
+
+def test_cldice_loss_is_logged(one_run, tmp_path):
+    "`loss_cldice` is a logged loss: 0 by default, positive (and part of `loss`) when the model config weights it."
+    assert all(r["loss_cldice"] == 0 for r in read_jsonl(one_run/"train_log.jsonl"))
+    work = tmp_path/"w"
+    train(cfg(work, max_iters=2, eval_every=0, model={"loss_cldice": 0.5}))
+    log = read_jsonl(work/"train_log.jsonl")
+    assert [r["iter"] for r in log] == [1, 2] and all(r["loss_cldice"] > 0 for r in log)
+    assert all(r["loss"] == pytest.approx(2 * r["loss_mask"] + 0.5 * r["loss_dice"] + r["loss_llm"] + 0.5 * r["loss_cldice"], rel=1e-5)
+               for r in log)   # the preset's weights 2, 0.5, 1 and clDice 0.5
