@@ -15,12 +15,12 @@ from skimage.morphology import skeletonize
 from .core import UserError
 
 # %% auto #0
-__all__ = ['EMPTY_POLICIES', 'METRICS', 'VERDICTS', 'METRIC_NAMES', 'MetricsError', 'as_masks', 'mask_pair', 'confusion_counts',
-           'check_empty', 'safe_ratio', 'metrics_from_counts', 'segmentation_metrics', 'skeleton_counts',
-           'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics', 'as_probs', 'binarize', 'threshold_grid',
-           'threshold_bins', 'curve_hist', 'ThresholdCurve', 'nanmean', 'LeakageError', 'ThresholdChoice',
-           'choose_threshold', 'paired_differences', 'units', 'cluster_bootstrap', 'signed_rank_p', 'PairedComparison',
-           'verdict', 'compare_paired']
+__all__ = ['EMPTY_POLICIES', 'METRICS', 'VERDICTS', 'METRIC_NAMES', 'VIDEO_METRICS', 'MetricsError', 'as_masks', 'mask_pair',
+           'confusion_counts', 'check_empty', 'safe_ratio', 'metrics_from_counts', 'segmentation_metrics',
+           'skeleton_counts', 'cldice_from_counts', 'cldice', 'summarize', 'SegMetrics', 'as_probs', 'binarize',
+           'threshold_grid', 'threshold_bins', 'curve_hist', 'ThresholdCurve', 'nanmean', 'LeakageError',
+           'ThresholdChoice', 'choose_threshold', 'paired_differences', 'units', 'cluster_bootstrap', 'signed_rank_p',
+           'PairedComparison', 'verdict', 'compare_paired', 'area_changes', 'consecutive_iou', 'video_metrics']
 
 # %% ../nbs/03_metrics.ipynb #5c477467
 class MetricsError(UserError, ValueError):
@@ -388,3 +388,31 @@ def sentence(self:PairedComparison,
     few = f"; with {self.n} {self.unit} no difference can reach p < 0.05 (6 or more are needed)" if self.n <= 5 else ""
     return (f"{a[:1].upper() + a[1:]}'s {split} {name} is {gap} {b}'s ({self.level:.0%} CI {_num(self.ci_low)} to "
             f"{_num(self.ci_high)} over {self.n} {self.unit}, Wilcoxon {p}): {what}{few}.")
+
+# %% ../nbs/03_metrics.ipynb #fc4d078e
+def area_changes(masks # a run of masks `(T, H, W)`, in frame order
+                ) -> np.ndarray: # float64 `(T - 1,)`
+    "Absolute change of the vessel area (fraction of the frame) from each frame to the next."
+    m = as_masks(masks)
+    return np.abs(np.diff(m.reshape(len(m), -1).mean(1)))
+
+def consecutive_iou(masks, # a run of masks `(T, H, W)`, in frame order
+                    empty:str="one") -> np.ndarray: # float64 `(T - 1,)`; two empty frames agree perfectly by default
+    "IoU of each mask with the next one."
+    m = as_masks(masks)
+    inter, union = (m[1:] & m[:-1]).sum((1, 2)), (m[1:] | m[:-1]).sum((1, 2))
+    return safe_ratio(inter, union, empty)
+
+# %% ../nbs/03_metrics.ipynb #a753c865
+VIDEO_METRICS = ("dice", "dice_min", "area_change", "area_change_gt", "iou_consecutive", "iou_consecutive_gt")
+
+def video_metrics(pred, # predicted masks of one video `(T, H, W)`, in frame order
+                  gt,   # its ground truth, same shape
+                  empty:str="nan") -> dict: # policy for a frame where both masks are empty (Dice)
+    "Per-video Dice (mean and worst frame) and temporal consistency of the prediction and of the ground truth."
+    pred, gt = mask_pair(pred, gt)
+    if len(pred) < 2: raise MetricsError(f"a video of {len(pred)} frame: temporal consistency needs at least 2 frames")
+    d = metrics_from_counts(confusion_counts(pred, gt), empty)["dice"]
+    return dict(frames=len(pred), dice=float(nanmean(d)), dice_min=float(np.nanmin(d)) if np.isfinite(d).any() else float("nan"),
+                area_change=float(area_changes(pred).mean()), area_change_gt=float(area_changes(gt).mean()),
+                iou_consecutive=float(consecutive_iou(pred).mean()), iou_consecutive_gt=float(consecutive_iou(gt).mean()))
