@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULE_NBS = ['00_core', '01_dataset', '02_datatools', '03_metrics', '04_model', '05_checkpoint', '06_train', '07_official',
-              '08_convert', '09_eval', '10_testing']
+MODULE_NBS = sorted(p.stem for p in (ROOT/'nbs').glob('[0-9][0-9]*_*.ipynb'))   # 00_core … 10_testing, 01a_synth, …
 
 def test_layout():
     for p in ['nbs', 'vessel_nb', 'settings.ini', 'pyproject.toml', 'data', 'tests', '_quarto.yml', '.ci/run']:
@@ -24,9 +23,15 @@ def test_module_notebook_opening(name):
     "Each module notebook: hidden default_exp cell, then a title and a one-line subtitle."
     path = ROOT/'nbs'/f'{name}.ipynb'
     cells = json.loads(path.read_text())['cells']
-    assert f'#| default_exp {name[3:]}' in ''.join(cells[0]['source'])
+    assert f'#| default_exp {name.split("_", 1)[1]}' in ''.join(cells[0]['source'])
     md = ''.join(cells[1]['source'])
     assert md.startswith('# ') and '\n> ' in md, f'{name}: cell 1 must be "# Title" + "> subtitle"'
+
+def test_every_module_notebook_is_in_the_sidebar():
+    "The docs site lists every module page, in the order of the files."
+    q = (ROOT/'_quarto.yml').read_text()
+    listed = [l.strip()[2:-len('.ipynb')] for l in q.splitlines() if l.strip().startswith('- ') and l.strip()[2:3].isdigit()]
+    assert len(MODULE_NBS) >= 14 and listed == MODULE_NBS, f'sidebar lists {listed}'
 
 def test_clean_keeps_papermill_parameters_tag(tmp_path):
     "nbdev-clean must keep the `parameters` tag papermill needs (allowed_cell_metadata_keys)."
