@@ -115,10 +115,15 @@ def test_ctrl_c_on_one_machine_stops_both_and_resume_is_exact(straight, tmp_path
     s = json.loads((work/"provenance.json").read_text())["sessions"]
     assert [(x["ended_by"], x["machines"]) for x in s] == [("SIGINT", 2), ("finished", 2)]
 
+def from_config_file(rank:int, port:int) -> list[str]:
+    "Machine `rank` launched with the 2 × 4-GPU config file, scaled down here to one CPU process per machine on this host."
+    return ["accelerate", "launch", "-q", "--config_file", str(ROOT/"configs"/"accelerate"/f"2x4gpu-machine{rank}.yaml"),
+            "--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", str(port)]
+
 def test_work_folder_not_shared_is_refused(tmp_path):
     "Each machine in its own folder (`--work-dir w` is then two folders): one error line, by the main process; nothing left."
     a, b, port = tmp_path/"a", tmp_path/"b", free_port()
-    res = finish(launch([machine(r, port) + ["-m", "vessel_nb.train", *ARGS, "--work-dir", "w"] for r in (0, 1)], [a, b]), [a, b])
+    res = finish(launch([from_config_file(r, port) + ["-m", "vessel_nb.train", *ARGS, "--work-dir", "w"] for r in (0, 1)], [a, b]), [a, b])
     assert [rc for rc, *_ in res] == [1, 1]
     e0, e1 = errors(res[0][2]), errors(res[1][2])
     assert len(e0) == 1 and e0[0].startswith(f"error: --work-dir w is not shared between the machines: process 1 on node 1 (host {socket.gethostname()}) "
@@ -133,3 +138,11 @@ def test_launch_without_multi_gpu_is_refused(tmp_path):
     for rc, _, err in res:
         assert rc == 1 and len(errors(err)) == 1 and "add --multi_gpu" in errors(err)[0], err[-3000:]
     assert not (tmp_path/"w").exists()
+
+def test_accelerate_config_files_describe_two_machines_of_four_gpus():
+    "configs/accelerate/2x4gpu-machine{0,1}.yaml: 8 processes on 2 machines, DDP, bf16; they differ only in machine_rank."
+    from accelerate.commands.config.config_args import load_config_from_file
+    c0, c1 = (load_config_from_file(str(ROOT/"configs"/"accelerate"/f"2x4gpu-machine{r}.yaml")) for r in (0, 1))
+    assert (c0.num_machines, c0.num_processes, c0.distributed_type, c0.mixed_precision) == (2, 8, "MULTI_GPU", "bf16")
+    assert (c0.machine_rank, c1.machine_rank) == (0, 1)
+    assert {k: v for k, v in c0.to_dict().items() if v != c1.to_dict()[k]} == {"machine_rank": 0}
