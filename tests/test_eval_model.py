@@ -119,3 +119,17 @@ def test_damaged_old_checkpoint_without_checksums(setup, capsys, tmp_path, damag
     lines = err.strip().splitlines()
     assert rc == 1 and lines[0].startswith("warning: ") and "no checksums.json" in lines[0]
     assert len(lines) == 2 and lines[1].startswith("error: ") and message in lines[1] and "Traceback" not in err
+
+
+def test_video_eval(setup, capsys):
+    "`--video`: every test video segmented per frame and propagated; video.csv and metrics.json 'video'; the baseline is refused."
+    d = setup
+    rc, out, err = run(capsys, "--model", d/"work"/"iter_2", "--data", d/"data", "--out", d/"ov", "--video", "--answer", "Sure, [SEG].", "--no-cldice")
+    assert rc == 0, err
+    m = json.loads((d/"ov"/"metrics.json").read_text())
+    rows = list(csv.DictReader(open(d/"ov"/"video.csv")))
+    assert [r["mode"] for r in rows] == ["per_frame", "propagate"] * m["n_videos"] and all(r["frames"] == "2" for r in rows)
+    assert set(m["video"]["modes"]) == {"per_frame", "propagate"} and m["video"]["modes"]["propagate"]["n_videos"] == m["n_videos"]
+    assert 0 <= m["video"]["modes"]["propagate"]["dice"] <= 1 and m["video"]["key_frames"] == [0]
+    rc, out, err = run(capsys, "--model", "frangi", "--data", d/"data", "--out", d/"ov2", "--video")
+    assert rc == 2 and "--video True: segments whole videos with a neural model" in err and not (d/"ov2").exists()

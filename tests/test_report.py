@@ -188,3 +188,15 @@ def test_report_significance_and_prompt(shift, prompt, verdict, prompt_says, tmp
     steps = mds[-1]
     assert sentence.search(steps), f"Next steps does not state the verdict: {steps!r}"
     assert "beats" not in "".join(mds)
+
+def test_report_video_section(tmp_path):
+    "The whole-video table appears when the test evaluation ran with --video, and only then."
+    fake_eval(tmp_path/"eval", 0.0)
+    assert not any("Whole videos" in t for t in report_markdown(tmp_path, tmp_path/"eval"))
+    m = json.loads((tmp_path/"eval/test/metrics.json").read_text())
+    mode = lambda d, i: dict(dice=d, dice_min=d - 0.2, area_change=0.01 + i, area_change_gt=0.008, iou_consecutive=0.9 - i, iou_consecutive_gt=0.93, n_videos=4, n_frames=64)
+    m["video"] = dict(modes=dict(per_frame=mode(0.70, 0.02), propagate=mode(0.72, 0.0)), key_frames=[0], single_frame_videos=0)
+    (tmp_path/"eval/test/metrics.json").write_text(json.dumps(m))
+    text = next(t for t in report_markdown(tmp_path/"r2", tmp_path/"eval") if "Whole videos" in t) if (tmp_path/"r2").mkdir() is None else ""
+    for s in ["each frame alone", "propagated (SAM 2 memory", "0.7200", "Dice +0.0200, consecutive IoU +0.0200", "consecutive IoU is 0.9300"]:
+        assert s in text, f"{s!r} not in the video section: {text[:600]!r}"

@@ -19,19 +19,21 @@ from scipy import ndimage as ndi, fft as sft
 from .core import (UserError, DataError, EXIT_USAGE, setting, staged, write_bytes, write_text, write_json, digest,
                             verify_checksums, config_flags, run_cli)
 from .metrics import (METRICS, EMPTY_POLICIES, LeakageError, ThresholdChoice, ThresholdCurve, SegMetrics, as_probs,
-                               binarize, choose_threshold, cldice, curve_hist, segmentation_metrics, threshold_grid)
+                               binarize, choose_threshold, cldice, curve_hist, segmentation_metrics, threshold_grid,
+                               VIDEO_METRICS, video_metrics, nanmean)
 
 # %% auto #0
-__all__ = ['FIT_IMAGES', 'FIT_SEED', 'HESSIAN_ORDERS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'EvalError',
-           'process_pool', 'parallel_map', 'to_gray', 'FrangiConfig', 'hessians', 'frangi_terms', 'frangi_vesselness',
-           'frangi_prob', 'FrangiBaseline', 'fit_sample', 'fit_frangi', 'EvalSample', 'EvalSplit', 'split_problems',
-           'valid_split', 'read_mask_pairs', 'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel',
-           'fig_png', 'save_figure', 'ProbaModel', 'find_checkpoint', 'provenance', 'checkpoint_model', 'frangi_model',
-           'load_eval_model', 'model_prompt', 'model_line', 'images_fingerprint', 'leakage_record', 'EvalConfig',
-           'check_config', 'tuning_split', 'pick_threshold', 'write_csv', 'jsonable', 'public_provenance', 'curve_rows',
-           'pred_keeper', 'case_figures', 'resolve_paths', 'run_inputs', 'prob_saver', 'result_record', 'prompt_record',
-           'write_outputs', 'evaluate', 'sweep_checkpoints', 'best_row', 'evaluate_checkpoints', 'sweep_row',
-           'checkpoint_plot', 'main', 'playground_view', 'playground']
+__all__ = ['FIT_IMAGES', 'FIT_SEED', 'HESSIAN_ORDERS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'VIDEO_MODES',
+           'EvalError', 'process_pool', 'parallel_map', 'to_gray', 'FrangiConfig', 'hessians', 'frangi_terms',
+           'frangi_vesselness', 'frangi_prob', 'FrangiBaseline', 'fit_sample', 'fit_frangi', 'EvalSample', 'EvalSplit',
+           'split_problems', 'valid_split', 'read_mask_pairs', 'predict_probs', 'run_split', 'overlay', 'error_map',
+           'six_panel', 'fig_png', 'save_figure', 'ProbaModel', 'find_checkpoint', 'provenance', 'checkpoint_model',
+           'frangi_model', 'load_eval_model', 'model_prompt', 'model_line', 'images_fingerprint', 'leakage_record',
+           'EvalConfig', 'check_config', 'tuning_split', 'pick_threshold', 'write_csv', 'jsonable', 'public_provenance',
+           'curve_rows', 'pred_keeper', 'case_figures', 'resolve_paths', 'run_inputs', 'prob_saver', 'result_record',
+           'prompt_record', 'write_outputs', 'video_runs', 'video_rows', 'video_summary', 'evaluate',
+           'sweep_checkpoints', 'best_row', 'evaluate_checkpoints', 'sweep_row', 'checkpoint_plot', 'main',
+           'playground_view', 'playground']
 
 # %% ../nbs/09_eval.ipynb #a0d6b2e4
 class EvalError(UserError, ValueError):
@@ -488,6 +490,7 @@ class EvalConfig:
     overwrite:bool = False          # replace an existing --out
     device:str|None = None          # torch device of the neural model (default: cuda if available)
     progress:bool = True            # progress bars on stderr
+    video:bool = False              # neural models: also segment each video as a whole, per frame and propagated by SAM2's memory (video.csv, metrics.json 'video')
 
 TUNE_ON = {"test": ("val", "train"), "val": ("train",)}
 
@@ -509,6 +512,7 @@ def check_config(cfg:EvalConfig) -> EvalConfig:
     if cfg.answer is not None and "[SEG]" not in str(cfg.answer): raise bad("answer", "has no [SEG]; give an answer such as 'Sure, [SEG].'")
     for f in ("data", "out", "checkpoints", "device"):
         if getattr(cfg, f) is not None and (not isinstance(getattr(cfg, f), str) or not getattr(cfg, f).strip()): raise bad(f, "must be a non-empty path or name")
+    if cfg.video and (cfg.model == "frangi" or cfg.checkpoints): raise bad("video", "segments whole videos with a neural model's memory: give --model a checkpoint or an exported model folder (not frangi, not --checkpoints)")
     if cfg.checkpoints and (cfg.split or "val") != "val":
         raise bad("split", "--checkpoints chooses a checkpoint, which is tuning: it runs on 'val' only; evaluate the chosen checkpoint on test afterwards")
     return cfg
@@ -622,6 +626,35 @@ def write_outputs(folder:Path, res:dict, met:SegMetrics, curve:ThresholdCurve|No
     write_csv(folder/"threshold_curve.csv", curve_rows(curve) if curve is not None else [])
     write_json(folder/"metrics.json", jsonable(res), indent=1)
 
+# %% ../nbs/09_eval.ipynb #a3f87024
+VIDEO_MODES = ("per_frame", "propagate")
+
+def video_runs(split:EvalSplit) -> list[list[int]]:
+    "The split's images grouped by video, each group in frame order (file names sort by frame number)."
+    runs = {}
+    for i in sorted(range(len(split)), key=lambda i: split.images[i]): runs.setdefault(video_id(split.images[i]), []).append(i)
+    return list(runs.values())
+
+def video_rows(predictor, # a `VesselPredictor` (`predict_video`)
+               prompt:str, split:EvalSplit, threshold:float, empty:str="nan", progress:bool=True) -> list[dict]:
+    "One row per video and mode: its frames, Dice and temporal consistency, segmented per frame and propagated."
+    rows, runs = [], [r for r in video_runs(split) if len(r) > 1]
+    with _progress(len(runs) * len(VIDEO_MODES), "videos", progress) as bar:
+        for idx in runs:
+            samples = [split[i] for i in idx]; gt = np.stack([s.gt for s in samples])
+            for mode in VIDEO_MODES:
+                preds = [binarize(p.prob, threshold)[0] for p in predictor.predict_video((s.image for s in samples), prompt, mode=mode)]
+                rows.append(dict(video=samples[0].video, mode=mode, **video_metrics(np.stack(preds), gt, empty))); bar.update(1)
+    return rows
+
+def video_summary(rows:list[dict], split:EvalSplit|None=None) -> dict:
+    "`metrics.json`'s `video` section: per mode the mean over videos of each measure, the videos and frames counted."
+    out = {m: {k: float(nanmean(np.array([r[k] for r in rows if r["mode"] == m], float))) if rows else None for k in VIDEO_METRICS}
+           for m in VIDEO_MODES}
+    for m in VIDEO_MODES: out[m].update(n_videos=sum(r["mode"] == m for r in rows), n_frames=sum(r["frames"] for r in rows if r["mode"] == m))
+    single = None if split is None else sum(len(r) == 1 for r in video_runs(split))
+    return dict(modes=out, key_frames=[0], single_frame_videos=single)
+
 # %% ../nbs/09_eval.ipynb #1821702f
 def evaluate(cfg:EvalConfig) -> dict:
     "Run one evaluation and write `metrics.json`, `per_image.csv`, `per_video.csv`, `threshold_curve.csv`, figures."
@@ -643,6 +676,9 @@ def evaluate(cfg:EvalConfig) -> dict:
                            desc=f"eval {cfg.split}", on_prob=lambda s, p: (keep(s, p), save and save(s, p)))
         res = result_record(cfg, root, split, met, choice, model, prov, leak, excluded + ex)
         res.update(figures=case_figures(split, met, preds, choice.threshold, tmp/"figures"), seconds=round(time.time() - t0, 2))
+        if cfg.video:
+            vrows = video_rows(model.predictor, model.prompt, split, choice.threshold, cfg.empty, cfg.progress)
+            res["video"] = video_summary(vrows); write_csv(tmp/"video.csv", vrows)
         write_outputs(tmp, res, met, curve)
     return res
 
