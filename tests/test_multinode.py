@@ -13,7 +13,8 @@ pytestmark = pytest.mark.skipif(not (DATA/"splits.json").is_file(), reason=f"{DA
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}   # `accelerate` of this venv
-# 12 iterations of 2 samples per process (2 processes: 24 samples = one epoch), validated at 6 and 12, saved at 12
+# 12 iterations of 2 samples per process (2 processes: 6 iterations per epoch of the 24 samples, so 2 epochs), validated
+# at 6 and 12, saved at 12
 ARGS = ["--data", str(DATA), "--max-iters", "12", "--batch-size", "2", "--save-every", "100", "--eval-every", "6"]
 MESSAGE = re.compile(r"^interrupted at iteration (\d+): saved checkpoint (\S+); continue with: (.+) \(on every machine, "
                      r"each with its own --machine_rank or --node_rank\)$", re.M)
