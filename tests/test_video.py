@@ -87,3 +87,19 @@ def test_predict_video_streams(predictor):
     first = next(gen)
     assert first.prob.shape == (40, 40) and len(read) <= 4, f"{len(read)} frames read before the first prediction"
     assert sum(1 for _ in gen) == 29 and len(read) == 30
+
+
+def test_clip_training_reaches_the_memory():
+    "A clip batch: losses on every frame; gradients reach SAM2's memory parts when `sam_memory` trains; one [SEG] per clip."
+    from vessel_nb.model import TINY_TRAIN, Collator
+    from vessel_nb.testing import fake_sample
+    cfg = get_config("tiny", train=TINY_TRAIN + ["sam_memory"]); model = build_model(cfg, device="cpu")
+    b = Collator(model.tokenizer, cfg)([fake_sample(cfg, 1), fake_sample(cfg, 1, seed=1)])
+    b.update(clip_images=torch.randn(2, 3, 3, 128, 128), clip_masks=torch.cat(b["masks"])[:, None].expand(2, 3, 128, 128))
+    out = model.clip_forward(b); out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and out["loss_obj"] > 0
+    assert model.sam.memory_encoder.out_proj.weight.grad is not None and model.sam.sam_mask_decoder.pred_obj_score_head.layers[0].weight.grad is not None
+    frozen = build_model("tiny", device="cpu")
+    assert frozen.groups()["sam_memory"][1] == 0 and model.groups()["sam_memory"][1] == model.groups()["sam_memory"][0]
+    with pytest.raises(UserError, match="one \\[SEG\\] per clip"):
+        model.clip_forward(dict(Collator(model.tokenizer, cfg)([fake_sample(cfg, 2)]), clip_images=torch.randn(1, 2, 3, 128, 128), clip_masks=torch.zeros(1, 2, 128, 128)))

@@ -33,11 +33,12 @@ __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG
            'build_model', 'expand_image', 'reserved_tokens', 'markup', 'Collator', 'Prediction', 'to_rgb',
            'greedy_generate', 'forced_answer', 'VesselPredictor', 'preprocess', 'to_dev', 'sam_masks', 'frame_features',
            'MemoryBank', 'encode_memory', 'seg_key_step', 'mask_key_step', 'track_frame', 'propagate', 'prefetched',
-           'merged_vlm', 'plain_state_dict', 'write_model_files', 'save_pretrained', 'read_json', 'read_safetensors',
-           'read_weights', 'verify_folder', 'load', 'merge_for_inference', 'compile_frozen']
+           'track_scored', 'clip_logits', 'merged_vlm', 'plain_state_dict', 'write_model_files', 'save_pretrained',
+           'read_json', 'read_safetensors', 'read_weights', 'verify_folder', 'load', 'merge_for_inference',
+           'compile_frozen']
 
 # %% ../nbs/04_model.ipynb #ea27e6d7
-GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder")
+GROUPS = ("vision", "projector", "llm", "embeddings", "lora", "seg_token", "seg_head", "sam_encoder", "sam_decoder", "sam_memory")
 SA2VA_TRAIN = ["projector", "lora", "seg_token", "seg_head", "sam_decoder"]
 TINY_TRAIN = ["vision", "projector", "llm", "embeddings", "seg_head", "sam_encoder", "sam_decoder"]
 SEG_TOKEN = "[SEG]"
@@ -375,7 +376,7 @@ def cldice_loss(logits:torch.Tensor, # (N, s, s) decoder logits
 
 
 # %% ../nbs/04_model.ipynb #2d34db0f
-SAM_UNUSED = ("iou_prediction_head.", "pred_obj_score_head.", "output_hypernetworks_mlps.0.")
+SAM_UNUSED = ("iou_prediction_head.", "output_hypernetworks_mlps.0.")
 
 def param_group(name:str) -> str:
     "The parameter group of parameter `name` of a `VesselSa2VA`."
@@ -385,6 +386,7 @@ def param_group(name:str) -> str:
     if name.startswith("sam."):
         r = name[4:]
         if r.startswith("image_encoder."): return "sam_encoder"
+        if r.startswith("sam_mask_decoder.pred_obj_score_head."): return "sam_memory"   # gates tracked frames only
         if r.startswith("sam_mask_decoder."): return "sam_unused" if r[17:].startswith(SAM_UNUSED) else "sam_decoder"
         return "sam_prompt" if r.startswith("sam_prompt_encoder.") or r == "no_mem_embed" else "sam_memory"
     if ".vision_tower." in name: return "vision"
@@ -858,11 +860,16 @@ def _result(self:VesselPredictor, text:str, img:np.ndarray, logits, warning:str=
     return Prediction(text, prob, prob > self.threshold, probs, warning)
 
 # %% ../nbs/04_model.ipynb #3d30af76
-def frame_features(sam, image:torch.Tensor, # (1, 3, S, S) one SAM2 input frame
-                   n:int=1) -> tuple:       # objects: the features are expanded (not copied) to `n` rows
-    "SAM2 features of a frame as its video predictor prepares them: flattened levels `[(hw, n, C)]`, positions, sizes."
-    bb = sam.forward_image(image)
-    bb = {k: [x.expand(n, -1, -1, -1) for x in bb[k]] for k in ("backbone_fpn", "vision_pos_enc")}
+def frame_features(sam, image:torch.Tensor, # (1, 3, S, S) one SAM2 input frame (or (B, 3, S, S): one row each)
+                   n:int=1,                 # objects: a single frame's features are expanded (not copied) to `n` rows
+                   train_encoder:bool=False) -> tuple:
+    "SAM2 features of a frame as its video predictor prepares them (`forward_image`): flattened levels `[(hw, n, C)]`, positions, sizes."
+    with torch.set_grad_enabled(train_encoder and torch.is_grad_enabled()):
+        bb = sam.image_encoder(image)
+    fpn, dec = list(bb["backbone_fpn"]), sam.sam_mask_decoder
+    if sam.use_high_res_features_in_sam: fpn[0], fpn[1] = dec.conv_s0(fpn[0]), dec.conv_s1(fpn[1])
+    bb = {"backbone_fpn": fpn, "vision_pos_enc": bb["vision_pos_enc"]}
+    if n > 1: bb = {k: [x.expand(n, -1, -1, -1) for x in v] for k, v in bb.items()}
     _, feats, pos, sizes = sam._prepare_backbone_features(bb)
     return feats, pos, sizes
 
@@ -1003,6 +1010,50 @@ def _propagate(self:VesselPredictor, frames, prompt:str, keys:list, prefetch:int
         for t, im, lg in propagate(m.sam, inputs(), prompt_at, keys, len(frames) if hasattr(frames, "__len__") else None):
             if lg is not None: lg = refine_masks(m.sam, lg, im.expand(len(lg), -1, -1, -1).float())
             yield self._result(text(t), rgb.pop(t), lg, warn.get(t, ""))
+
+# %% ../nbs/04_model.ipynb #e64633ca
+def track_scored(sam, bank:MemoryBank, t:int, feats:tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    "`track_frame` that also returns the object-score logits `(N,)` (computed as in SAM2's `track_step`)."
+    vf, pos, sizes = feats
+    out, so, _, _ = sam._track_step(t, False, vf, pos, sizes, None, None, bank.out, bank.n, False, None)
+    _, _, _, low, high, ptr, score = so
+    out.update(pred_masks=low, obj_ptr=ptr)
+    sam._encode_memory_in_output(vf, sizes, None, True, high, score, out)
+    bank.add(t, out)
+    return low[:, 0], score[:, 0]
+
+def clip_logits(sam, images:torch.Tensor, # (B, T, 3, S, S) SAM2 inputs of B clips, key frame first
+                prompts:torch.Tensor,     # (B, 256) one [SEG] prompt per clip
+                train_encoder:bool=False) -> tuple[torch.Tensor, torch.Tensor]:
+    "Mask logits `(B, T, s, s)` of every frame (frame 0 from the prompt, the others from memory) and object scores `(B, T)`."
+    B, T = images.shape[:2]
+    bank, out, scores = MemoryBank(sam, T, store_dtype=None), [], []
+    for t in range(T):
+        feats = frame_features(sam, images[:, t], 1, train_encoder)
+        if t == 0: lg, sc = seg_key_step(sam, bank, 0, feats, prompts), prompts.new_full((B,), 10.0)
+        else: lg, sc = track_scored(sam, bank, t, feats)
+        out.append(refine_masks(sam, lg, images[:, t])); scores.append(sc.float())
+    return torch.stack(out, 1), torch.stack(scores, 1)
+
+# %% ../nbs/04_model.ipynb #f2bf0e20
+@patch
+def clip_forward(self:VesselSa2VA, batch:dict) -> dict:
+    "Losses of a clip batch: a `Collator` batch of the key frames plus `clip_images` `(B, T, 3, S, S)` and `clip_masks` `(B, T, m, m)`."
+    B, T = batch["clip_images"].shape[:2]
+    with self.autocast():
+        h, loss_llm = self.llm_forward(batch)
+        is_seg = batch["input_ids"] == self.seg_id
+        if is_seg.sum(1).tolist() != [1] * B:
+            raise ModelError(f"clip training needs one [SEG] per clip (one object: the union of the frame's vessels); got {is_seg.sum(1).tolist()}")
+        logits, scores = clip_logits(self.sam, batch["clip_images"].float(), self.seg_head(h[is_seg]), "sam_encoder" in self.cfg.train)
+    c, target = self.cfg, batch["clip_masks"].to(logits.device).float()          # (B, T, m, m)
+    there = target.flatten(2).amax(-1) > 0                                       # (B, T) the frame has vessels
+    obj = F.binary_cross_entropy_with_logits(scores[:, 1:], there[:, 1:].float()) if T > 1 else logits.new_zeros(())
+    keep = (scores > 0).flatten()                                                # frames judged present
+    bce = dice = logits.new_zeros((), dtype=torch.float32)
+    if keep.any(): bce, dice = mask_losses(logits.flatten(0, 1)[keep], target.flatten(0, 1)[keep])
+    loss = c.loss_bce * bce + c.loss_dice * dice + c.loss_llm * loss_llm + obj
+    return dict(loss=loss, loss_mask=bce, loss_dice=dice, loss_llm=loss_llm, loss_obj=obj, frames_present=keep.float().mean())
 
 # %% ../nbs/04_model.ipynb #228bafbb
 FORMAT = "vessel_nb.model/1"
