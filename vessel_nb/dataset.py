@@ -28,7 +28,7 @@ __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'MAX_PIXELS',
            'write_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'reserved_token', 'class_name', 'chat_segments',
            'name_digest', 'image_digest', 'training_set', 'set_overlap', 'prompt_for', 'training_text', 'Problem',
            'guess_canvas', 'CheckReport', 'check', 'format_report', 'report_json', 'Augment', 'augment_matrix',
-           'warp_polygons', 'augment', 'VesselDataset', 'object_masks']
+           'warp_polygons', 'augment', 'VesselDataset', 'object_masks', 'VideoClips', 'collate_clips']
 
 # %% ../nbs/01_dataset.ipynb #2cda9548
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -865,6 +865,36 @@ def __getitem__(self:VesselDataset, i:int) -> dict:
                 masks=torch.from_numpy(object_masks(objs, h, w, self.cfg.mask_size)),  # (N, m, m)
                 segments=chat_segments([t for t, _ in objs], self.cfg, rng),
                 image=e["image"], video=pseudonym(e["image"], self.salt), size=(h, w))
+
+# %% ../nbs/01_dataset.ipynb #256efd0b
+class VideoClips:
+    "Windows of `frames` consecutive annotated frames of each video of a `VesselDataset`, for clip training."
+    def __init__(self, ds:VesselDataset, frames:int=8):
+        if ds.augment: raise DataError("VideoClips: the dataset applies random augmentation, which would differ from frame to frame; build it without augment")
+        if frames < 1: raise DataError(f"VideoClips: frames={frames}; give at least 1")
+        runs = {}
+        for k in sorted(range(len(ds.entries)), key=lambda k: ds.entries[k]["image"]): runs.setdefault(video_id(ds.entries[k]["image"]), []).append(k)
+        self.ds, self.frames = ds, frames
+        self.windows = [r[s:s + frames] for r in runs.values() for s in range(len(r) - frames + 1)]
+        if not self.windows: raise DataError(f"{ds.root}: no video of this split has {frames} annotated frames; use shorter clips")
+
+    def __len__(self): return len(self.windows)
+
+    def __getitem__(self, i:int) -> dict:
+        "The key frame's sample with one merged object, `clip_images` `(T, 3, S, S)` and `clip_masks` `(T, m, m)`."
+        import torch
+        ks = self.windows[i]; frames = [self.ds[k] for k in ks]
+        key = dict(frames[0], masks=frames[0]["masks"].amax(0, keepdim=True),                      # (1, m, m)
+                   segments=chat_segments([self.ds.objects[ks[0]][0][0]], self.ds.cfg, random.Random(f"{self.ds.seed}-clip-{i}")))
+        return dict(key, clip_images=torch.stack([f["sam_image"] for f in frames]),                 # (T, 3, S, S)
+                    clip_masks=torch.stack([f["masks"].amax(0) for f in frames]))                   # (T, m, m)
+
+def collate_clips(collate, # a collator of samples, e.g. the model's `Collator`
+                  samples:list) -> dict:
+    "`collate(samples)` with the clips stacked: `clip_images` `(B, T, 3, S, S)`, `clip_masks` `(B, T, m, m)`."
+    import torch
+    return dict(collate(samples), clip_images=torch.stack([s["clip_images"] for s in samples]),
+                clip_masks=torch.stack([s["clip_masks"] for s in samples]))
 
 # %% ../nbs/01_dataset.ipynb #f7804b94
 # The command line lives with the tools it runs: this hand-over is the one import of a later module (datatools), and
