@@ -103,3 +103,20 @@ def test_clip_training_reaches_the_memory():
     assert frozen.groups()["sam_memory"][1] == 0 and model.groups()["sam_memory"][1] == model.groups()["sam_memory"][0]
     with pytest.raises(UserError, match="one \\[SEG\\] per clip"):
         model.clip_forward(dict(Collator(model.tokenizer, cfg)([fake_sample(cfg, 2)]), clip_images=torch.randn(1, 2, 3, 128, 128), clip_masks=torch.zeros(1, 2, 128, 128)))
+
+
+def test_clip_pipeline_from_a_data_folder():
+    "VideoClips + collate_clips + Collator give clip_forward its batch: the wiring a training loop uses for clip training."
+    from pathlib import Path
+    from vessel_nb.core import DataError
+    from vessel_nb.dataset import VesselDataset, VideoClips, collate_clips, Augment
+    from vessel_nb.model import TINY_TRAIN, Collator
+    cfg = get_config("tiny", train=TINY_TRAIN + ["sam_memory"]); model = build_model(cfg, device="cpu")
+    sample = Path(__file__).resolve().parents[1]/"data"/"sample"
+    clips = VideoClips(VesselDataset(sample, "train", cfg.data), frames=3)
+    batch = collate_clips(Collator(model.tokenizer, cfg), [clips[0], clips[len(clips) - 1]])
+    assert batch["clip_images"].shape == (2, 3, 3, 128, 128) and batch["clip_masks"].shape == (2, 3, 128, 128)
+    out = model.clip_forward(batch); out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+    with pytest.raises(DataError, match="no video of this split has 999"): VideoClips(clips.ds, frames=999)
+    with pytest.raises(DataError, match="random augmentation"): VideoClips(VesselDataset(sample, "train", cfg.data, augment=Augment()), frames=2)
