@@ -130,8 +130,8 @@ def test_import_refuses_a_non_empty_folder_and_name_clashes(tmp_path):
 def test_committed_sample_is_reproducible(tmp_path):
     "data/sample is exactly what the documented synth + split commands make."
     d, ref = tmp_path/"s", ROOT/"data"/"sample"
-    assert cli("synth", d, "--videos", 8, "--frames", 6, "--size", 256, "--seed", 0).returncode == 0
-    assert cli("split", d, "--val", 0.25, "--test", 0.25, "--seed", 0).returncode == 0
+    assert cli("synth", d, "--videos", 20, "--frames", 3, "--size", 224, "--seed", 0).returncode == 0
+    assert cli("split", d, "--val", 0.2, "--test", 0.4, "--seed", 0).returncode == 0
     assert D.load_annotations(d) == D.load_annotations(ref)
     assert D.load_splits(d) == D.load_splits(ref)
     for e in D.load_annotations(ref)[::7]:
@@ -142,7 +142,7 @@ def test_committed_sample_is_reproducible(tmp_path):
 def test_browser_works_without_a_frontend():
     b = DT.browser(ROOT/"data"/"sample")
     (slider, toggle), image, info = b.children[0].children, b.children[1], b.children[2]
-    assert slider.max == 47 and image.value[:4] == b"\x89PNG"
+    assert slider.max == 59 and image.value[:4] == b"\x89PNG"
     before = image.value; slider.value = 10
     assert image.value != before and "<b>10</b> video-" in info.value and "Sample" not in info.value
     on = image.value; toggle.value = False

@@ -18,113 +18,14 @@ from fastcore.imports import in_notebook
 from .core import DataError, setting, staged, write_json, run_cli
 from .dataset import *
 from .dataset import _image_files, _image_sizes, _objects
+from .synth import synth
 from .dicom import add_dicom_parser, cmd as dicom_cmd
 
 # %% auto #0
-__all__ = ['FAKE_NAMES', 'GROUPINGS', 'MASK_SUFFIXES', 'IMPORT_FILE', 'vessel_tree', 'branch_polygon', 'render_frame',
-           'synth_video', 'synth_name', 'synth', 'overlay', 'group_by', 'split_groups', 'split_data', 'fix_scale',
+__all__ = ['GROUPINGS', 'MASK_SUFFIXES', 'IMPORT_FILE', 'overlay', 'group_by', 'split_groups', 'split_data', 'fix_scale',
            'format_change', 'mask_to_polygons', 'find_mask_pairs', 'published_splits', 'write_data', 'import_masks',
            'coco_name', 'parse_split_files', 'import_coco', 'format_import', 'import_labelme', 'usable_entries',
            'stats', 'format_stats', 'sample_view', 'preview', 'browser', 'main']
-
-# %% ../nbs/02_datatools.ipynb #6807abcc
-def _branch(rng, start, angle:float, width:float, length:float, size:int) -> tuple[np.ndarray, np.ndarray]:
-    "Centre line `(M, 2)` and widths `(M,)` of one wandering, tapering branch that stays inside the image."
-    step, pts, ws = max(size / 64, 2.0), [np.asarray(start, float)], [width]
-    for k in range(int(length / step)):
-        angle += rng.normal(0, 0.12)
-        p = pts[-1] + step * np.array([math.cos(angle), math.sin(angle)])
-        w = width * (1 - 0.45 * (k + 1) * step / length)
-        if not (w < p[0] < size - w and w < p[1] < size - w): break
-        pts.append(p); ws.append(w)
-    return np.array(pts), np.array(ws)
-
-def vessel_tree(rng:np.random.Generator, size:int, max_branches:int=8) -> list[tuple[np.ndarray, np.ndarray]]:
-    "Branches `[(centre line, widths), ...]` of one random coronary-like tree."
-    side = rng.integers(4)
-    start = [(rng.uniform(.2, .5)*size, size*.04), (size*.04, rng.uniform(.2, .5)*size),
-             (rng.uniform(.3, .6)*size, size*.04), (size*.04, rng.uniform(.3, .6)*size)][side]
-    angle = [math.pi/2, 0, math.pi/2, 0][side] + rng.normal(0, 0.3)
-    tree = [_branch(rng, start, angle, size * rng.uniform(.022, .03), size * rng.uniform(.8, 1.1), size)]
-    for parent in range(max_branches):
-        if parent >= len(tree) or len(tree) >= max_branches: break
-        pts, ws = tree[parent]
-        for _ in range(rng.integers(2, 4) if parent == 0 else rng.integers(0, 3)):
-            if len(pts) < 6 or len(tree) >= max_branches: break
-            k = rng.integers(2, len(pts) - 3)
-            d = pts[k+1] - pts[k]
-            a = math.atan2(d[1], d[0]) + rng.choice([-1, 1]) * rng.uniform(0.5, 1.1)
-            tree.append(_branch(rng, pts[k], a, ws[k] * rng.uniform(.55, .8), size * rng.uniform(.3, .6), size))
-    return [(p, w) for p, w in tree if len(p) >= 3]
-
-# %% ../nbs/02_datatools.ipynb #35c150a3
-def branch_polygon(pts:np.ndarray, ws:np.ndarray, size:int) -> list[float]:
-    "Flat polygon of a branch: its centre line offset by ±width/2 (rounded to 0.01 px, inside the image)."
-    t = np.gradient(pts, axis=0); t /= np.linalg.norm(t, axis=1, keepdims=True) + 1e-9
-    n = np.stack([-t[:, 1], t[:, 0]], 1) * (ws[:, None] / 2)
-    poly = np.concatenate([pts + n, (pts - n)[::-1]])
-    return np.clip(poly, 0, size).round(2).ravel().tolist()
-
-# %% ../nbs/02_datatools.ipynb #c85498a8
-def _smooth_noise(rng, shape, sigma:float) -> np.ndarray:
-    "Zero-mean, unit-scale smooth random field."
-    x = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), sigma)
-    return x / (x.std() + 1e-6)
-
-def render_frame(rng, mask:np.ndarray, background:np.ndarray, contrast:float) -> np.ndarray:
-    "Grey `uint8` angiogram frame: background × vignetting, darkened by contrast-filled vessels, plus noise."
-    size = mask.shape[0]
-    depth = np.sqrt(np.clip(cv2.distanceTransform(mask, cv2.DIST_L2, 3) / (size * 0.012), 0, 1))  # thicker = darker
-    dark = cv2.GaussianBlur((mask * (0.55 + 0.45 * depth)).astype(np.float32), (0, 0), 0.6) * contrast * 0.5
-    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
-    vignette = 1 - 0.9 * (xx**2 + yy**2)
-    img = background * vignette * (1 - dark) + rng.normal(0, 0.01, mask.shape)
-    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)  # (S, S)
-
-# %% ../nbs/02_datatools.ipynb #b8d3d224
-def _moved(tree, dx:float, dy:float, rot:float, size:int):
-    "The tree rotated by `rot` about the image centre and shifted by `(dx, dy)`."
-    c, R = size / 2, np.array([[math.cos(rot), -math.sin(rot)], [math.sin(rot), math.cos(rot)]])
-    return [((p - c) @ R.T + c + [dx, dy], w) for p, w in tree]
-
-def synth_video(rng, size:int, frames:int) -> list[tuple[np.ndarray, list]]:
-    "`[(image, polygons), ...]` for the frames of one synthetic video."
-    tree, pad = vessel_tree(rng, size), 8
-    bg = 0.62 + 0.07 * _smooth_noise(rng, (size + 2*pad,)*2, size / 10) + 0.035 * _smooth_noise(rng, (size + 2*pad,)*2, size / 40)
-    shift, out = np.zeros(2), []
-    for f in range(frames):
-        shift = np.clip(shift + rng.normal(0, 1.2, 2), -pad + 1, pad - 1)
-        moved = _moved(tree, *shift, rng.normal(0, 0.01), size)
-        polys = [branch_polygon(p, w, size) for p, w in moved]
-        ox, oy = pad - int(round(shift[0])), pad - int(round(shift[1]))
-        fine = 1 + 0.03 * _smooth_noise(rng, (size, size), 1.0)
-        img = render_frame(rng, rasterize(polys, size, size), bg[oy:oy+size, ox:ox+size] * fine, min(1, 0.55 + 0.2 * f))
-        out.append((img, polys))
-    return out
-
-# %% ../nbs/02_datatools.ipynb #919ab224
-FAKE_NAMES = ["Alex Sample", "Bea Synthetic", "Cal Demo", "Dee Example", "Eli Fixture", "Fay Mock", "Gus Dummy",
-              "Hal Testcase", "Ivy Phantom", "Jo Placeholder", "Kit Madeup", "Lou Fictive"]
-
-def synth_name(rng, v:int, frame:int) -> str:
-    "A file name in the common export pattern, with a fake patient: `{Name}({id})_{series}_{n}_{8-hex}_frame_{6-digit}.png`."
-    r = random.Random(f"{v}")
-    return (f"{FAKE_NAMES[v % len(FAKE_NAMES)]}({r.randrange(10**9, 10**10):010d})_1-{r.randint(1, 5)}_1_"
-            f"{r.randrange(16**8):08X}_frame_{frame:06d}.png")
-
-def synth(out:str|Path, # a new (or empty) folder
-          videos:int=8, frames:int=6, size:int=256, seed:int=0, text:str="blood vessel") -> list[dict]:
-    "Write a synthetic data folder (images + `annotations.json`) and return its entries."
-    rng, entries = np.random.default_rng(seed), []
-    with staged(out) as tmp:
-        for v in range(videos):
-            first, step = int(rng.integers(3, 15)), int(rng.integers(1, 4))
-            for f, (img, polys) in enumerate(synth_video(rng, size, frames)):
-                name = synth_name(rng, v + 100 * seed, first + f * step)
-                write_image(tmp/name, img)
-                entries.append({"image": name, "mask": polys, "text": [text]})
-        write_json(tmp/"annotations.json", entries)
-    return entries
 
 # %% ../nbs/02_datatools.ipynb #e61a886d
 def overlay(img:np.ndarray, # uint8 RGB (H, W, 3) or grey (H, W)
@@ -493,8 +394,8 @@ def _labelme_items(src:Path, files:list[Path], text:str|None, tmp:Path, summary:
         if (rh, rw) != (h, w): e = _rescaled(e, w / rw, h / rh); summary["rescaled"] += 1
         yield p, e
 
-def import_labelme(src:str|Path, out:str|Path, text:str|None=DEFAULT_TEXT) -> dict:
-    "Convert a folder of LabelMe JSON files to a new data folder `out`; `text=None` keeps one object per label."
+def import_labelme(src:str|Path, out:str|Path, text:str|None=None) -> dict:
+    "Convert a folder of LabelMe JSON files to a new data folder `out`: one object per label, named by it (`text`: one object named `text`)."
     src = Path(src); files = sorted(src.rglob("*.json"))
     if not files: raise DataError(f"{src}: no LabelMe .json files found (see `import labelme --help`)")
     summary = dict(format="labelme", source=str(src), rescaled=0, shapes_without_area=Counter(), skipped=[])
@@ -636,8 +537,8 @@ def _import_parser(sub):
     c.add_argument("--images", metavar="DIR", help="the image folder; {split} stands for the split (default: found beside the JSON)")
     l = fmts.add_parser("labelme", help="a folder of LabelMe .json files", epilog=_LAYOUTS["labelme"], **kw)
     l.add_argument("src", metavar="SRC", help="the folder"); l.add_argument("out", metavar="OUT", help="a new data folder")
-    l.add_argument("--text", default=DEFAULT_TEXT, help=f"the one description of every image's object (default {DEFAULT_TEXT!r})")
-    l.add_argument("--by-label", action="store_true", help="one object per label, named by it")
+    l.add_argument("--text", help="one description for every object (default: one object per label, named by it)")
+    l.add_argument("--by-label", action="store_true", help="one object per label, named by it (the default)")
     add_dicom_parser(fmts)
 
 # %% ../nbs/02_datatools.ipynb #d602a1c5
