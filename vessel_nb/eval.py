@@ -643,7 +643,7 @@ def video_rows(predictor, # a `VesselPredictor` (`predict_video`)
         for idx in runs:
             samples = [split[i] for i in idx]; gt = np.stack([s.gt for s in samples])
             for mode in VIDEO_MODES:
-                preds = [binarize(p.prob, threshold)[0] for p in predictor.predict_video((s.image for s in samples), prompt, mode=mode)]
+                preds = [binarize(p.prob, threshold)[0] for p in predictor.predict_video([s.image for s in samples], prompt, mode=mode)]
                 rows.append(dict(video=samples[0].video, mode=mode, **video_metrics(np.stack(preds), gt, empty))); bar.update(1)
     return rows
 
