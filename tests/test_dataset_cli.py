@@ -128,7 +128,9 @@ def test_import_refuses_a_non_empty_folder_and_name_clashes(tmp_path):
 
 
 def test_committed_sample_is_reproducible(tmp_path):
-    "data/sample is exactly what the documented synth + split commands make."
+    "data/sample is exactly what the documented synth + split commands make (the ones `make sample` runs)."
+    mk = (ROOT/"Makefile").read_text()
+    assert "synth data/sample --videos 20 --frames 3 --size 224 --seed 0" in mk and "split data/sample --val 0.2 --test 0.4 --seed 0" in mk
     d, ref = tmp_path/"s", ROOT/"data"/"sample"
     assert cli("synth", d, "--videos", 20, "--frames", 3, "--size", 224, "--seed", 0).returncode == 0
     assert cli("split", d, "--val", 0.2, "--test", 0.4, "--seed", 0).returncode == 0
