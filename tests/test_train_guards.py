@@ -43,7 +43,7 @@ BAD_FLAGS = [
     (["--mixed-precision", "fp8"], "--mixed-precision 'fp8': use bf16 or no"),
     (["--config", "tinyy"], "--config tinyy: unknown preset; use one of tiny"),
     (["--model", '{"sam_size": 100}'], '--model: unknown key(s) [\'sam_size\']; sam_size is a data field'),
-    (["--model", '{"data": {"sam_size": 100}}'], "--model data.sam_size=100: the SAM2 of preset 'tiny' takes 128"),
+    (["--model", '{"data": {"sam_size": 100}}'], "--model data.sam_size=100: SAM2 input side 100 must be a multiple of 32"),
     (["--model", '{"loss_dice": -1}'], "--model loss_dice=-1: must be >= 0"),
     (["--model", '{"lora_r": "8"}'], "--model lora_r='8': expected int"),
     (["--model", '{"data": 3}'], '--model: "data" must be a JSON object'),

@@ -107,7 +107,7 @@ def _qwen2(h, layers, heads, kv, inter, tie):
                 num_key_value_heads=kv, intermediate_size=inter, vocab_size=151674, rope_theta=1e6,
                 max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=tie)
 
-TINY_SAM2 = ["++model.image_size=128", "++model.image_encoder.trunk.embed_dim=24",
+TINY_SAM2 = ["++model.image_encoder.trunk.embed_dim=24",   # a small Hiera at any input side (default 128²)
              "++model.image_encoder.trunk.stages=[1,1,2,1]", "++model.image_encoder.trunk.global_att_blocks=[3]",
              "++model.image_encoder.neck.backbone_channel_list=[192,96,48,24]", "++model.memory_attention.num_layers=1"]
 
@@ -235,10 +235,10 @@ def attach_tokenizer(vlm, tok) -> int:
 # %% ../nbs/04_model.ipynb #215886c7
 def sam2_yaml(name:str, size:int=1024) -> tuple[str, list]:
     "Hydra config file and overrides of a SAM2 config name at input side `size` (Meta's configs take 1024²)."
-    if name == "tiny": return "configs/sam2.1/sam2.1_hiera_t.yaml", TINY_SAM2
     ok = ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l")
-    if name not in ok: raise ModelError(f"unknown SAM2 config {name!r}; choose 'tiny' or one of {list(ok)}")
+    if name != "tiny" and name not in ok: raise ModelError(f"unknown SAM2 config {name!r}; choose 'tiny' or one of {list(ok)}")
     if size % 32: raise ModelError(f"SAM2 input side {size} must be a multiple of 32 (the Hiera strides)")
+    if name == "tiny": return "configs/sam2.1/sam2.1_hiera_t.yaml", [f"++model.image_size={size}"] + TINY_SAM2
     return f"configs/sam2.1/{name}.yaml", [] if size == 1024 else [f"++model.image_size={size}"]
 
 def load_sam2_checkpoint(sam, path:str|Path):

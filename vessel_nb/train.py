@@ -174,11 +174,8 @@ def check_model(cfg:TrainConfig):
     for k, (ok, want) in MODEL_RANGES.items():
         v = getattr(m.data, k[5:]) if k.startswith("data.") else getattr(m, k)
         if not ok(v): raise TrainError(f"--model {k}={v!r}: must be {want}")
-    try: _, over = sam2_yaml(m.sam2, m.data.sam_size)
-    except ValueError as e: raise TrainError(f"--model: {_one_line(e)}") from None
-    side = next((int(o.rsplit("=", 1)[1]) for o in over if o.startswith("++model.image_size=")), 1024)
-    if side != m.data.sam_size: raise TrainError(f"--model data.sam_size={m.data.sam_size}: the SAM2 of preset {cfg.preset!r} "
-        f"takes {side}; drop the override (the scratch presets take any multiple of 32)")
+    try: sam2_yaml(m.sam2, m.data.sam_size)       # every SAM2 (tiny included) takes any multiple of 32
+    except ValueError as e: raise TrainError(f"--model data.sam_size={m.data.sam_size}: {_one_line(e)}") from None
 
 # %% ../nbs/06_train.ipynb #bd141188
 def resolve_config(cfg:TrainConfig) -> TrainConfig:
