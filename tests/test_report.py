@@ -49,7 +49,7 @@ def assert_figures(nb, html, n):
         if "test case" not in tag: continue
         assert 'style="width:100%"' in tag, "a best / median / worst panel is not shown at the full page width"
         png = base64.b64decode(re.search(r'base64,([^"]+)"', tag)[1])
-        assert int.from_bytes(png[16:20], "big") >= 700, "a case panel PNG is too narrow to read at page width"
+        assert int.from_bytes(png[16:20], "big") >= 900, "a case panel PNG is too narrow to read at page width"
     legend = next(a for a, _ in shown if "colour legend" in a)
     for want in ("false positive", "false negative", "true positive", "GT overlay", "prediction overlay"): assert want in legend, f"the colour legend does not explain {want!r}"
 
