@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONWARNINGS=ignore   # Agg: no display needed; the report embeds its figures itself
 DATA=${DATA:-data/sample}
 OUT=${OUT:-runs/main}
-TRAIN_ARGS=${TRAIN_ARGS:---config configs/main-sample.yaml}   # the tiny preset at 256² with a mask refiner; split on spaces
+TRAIN_ARGS=${TRAIN_ARGS:---config configs/main-sample.yaml}   # the tiny preset at 256² with a mask refiner, 3,000 iterations; split on spaces
 # Empty LAUNCH_ARGS: one process, `python -m vessel_nb.train` (what `accelerate launch` runs for one process, without
 # the launcher's own traceback on Ctrl-C). Set, e.g. LAUNCH_ARGS="--num_processes 4": `accelerate launch -q $LAUNCH_ARGS`
 # (-q: an error ends in the training's one `error:` line, not in the launcher's CalledProcessError traceback).
