@@ -9,7 +9,8 @@ import pytest
 import vessel_nb.model as vm
 from vessel_nb.dataset import data_fingerprint, split_fingerprints, training_set, load_split, prompt_for, DEFAULT_TEXT
 from vessel_nb.datatools import synth, split_data
-from vessel_nb.eval import main, DEFAULT_PROMPT, load_eval_model, playground
+from vessel_nb.eval import main, load_eval_model, playground
+from vessel_nb.dataset import DEFAULT_PROMPT
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,14 @@ from .core import DataError, setting, write_bytes, digest
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'SPLITS', 'SEG_QUESTIONS', 'SEG_ANSWERS', 'MAX_PIXELS', 'MAX_LENGTH', 'TURN_TOKENS', 'MAX_TEXT_CHARS',
-           'MAX_OBJECTS', 'RESERVED_TOKENS', 'TRAINING_SET_FILE', 'DEFAULT_TEXT', 'PROBLEMS', 'COMMON_SIDES',
-           'ann_path', 'load_annotations', 'image_path', 'as_polygons', 'rasterize', 'entry_objects', 'entry_mask',
-           'video_id', 'patient_id', 'frame_number', 'pseudonym', 'display_name', 'load_splits', 'load_split',
-           'names_salt', 'dataset_salt', 'data_fingerprint', 'split_fingerprints', 'DataConfig', 'load_image',
-           'write_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'reserved_token', 'class_name', 'chat_segments',
-           'name_digest', 'image_digest', 'training_set', 'set_overlap', 'prompt_for', 'training_text', 'Problem',
-           'guess_canvas', 'CheckReport', 'check', 'format_report', 'report_json', 'Augment', 'augment_matrix',
-           'warp_polygons', 'augment', 'VesselDataset', 'object_masks', 'VideoClips', 'collate_clips']
+           'MAX_OBJECTS', 'RESERVED_TOKENS', 'TRAINING_SET_FILE', 'DEFAULT_TEXT', 'DEFAULT_PROMPT', 'PROBLEMS',
+           'COMMON_SIDES', 'ann_path', 'load_annotations', 'image_path', 'as_polygons', 'rasterize', 'entry_objects',
+           'entry_mask', 'video_id', 'patient_id', 'frame_number', 'pseudonym', 'display_name', 'load_splits',
+           'load_split', 'names_salt', 'dataset_salt', 'data_fingerprint', 'split_fingerprints', 'DataConfig',
+           'load_image', 'write_image', 'tile_grid', 'internvl_tiles', 'sam_image', 'reserved_token', 'class_name',
+           'chat_segments', 'name_digest', 'image_digest', 'training_set', 'set_overlap', 'prompt_for', 'training_text',
+           'Problem', 'guess_canvas', 'CheckReport', 'check', 'format_report', 'report_json', 'Augment',
+           'augment_matrix', 'warp_polygons', 'augment', 'VesselDataset', 'object_masks', 'VideoClips', 'collate_clips']
 
 # %% ../nbs/01_dataset.ipynb #2cda9548
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -450,6 +450,8 @@ DEFAULT_TEXT = "blood vessel"
 def prompt_for(text:str) -> str:
     "The question the predictor is asked about a description."
     return f"Please segment the {class_name(text)}."
+
+DEFAULT_PROMPT = prompt_for(DEFAULT_TEXT)   # "Please segment the blood vessel."
 
 def training_text(record:dict|None # a `training_set` record, None when the model has none
                  ) -> str|None:

@@ -23,17 +23,16 @@ from .metrics import (METRICS, EMPTY_POLICIES, LeakageError, ThresholdChoice, Th
                                VIDEO_METRICS, video_metrics, nanmean)
 
 # %% auto #0
-__all__ = ['FIT_IMAGES', 'FIT_SEED', 'HESSIAN_ORDERS', 'SIGMA_GRID', 'DEFAULT_PROMPT', 'TUNE_ON', 'OUT_HINT', 'VIDEO_MODES',
-           'EvalError', 'process_pool', 'parallel_map', 'to_gray', 'FrangiConfig', 'hessians', 'frangi_terms',
-           'frangi_vesselness', 'frangi_prob', 'FrangiBaseline', 'fit_sample', 'fit_frangi', 'EvalSample', 'EvalSplit',
-           'split_problems', 'valid_split', 'read_mask_pairs', 'predict_probs', 'run_split', 'overlay', 'error_map',
-           'six_panel', 'fig_png', 'save_figure', 'ProbaModel', 'find_checkpoint', 'provenance', 'checkpoint_model',
-           'frangi_model', 'load_eval_model', 'model_prompt', 'model_line', 'images_fingerprint', 'leakage_record',
-           'EvalConfig', 'check_config', 'tuning_split', 'pick_threshold', 'write_csv', 'jsonable', 'public_provenance',
-           'curve_rows', 'pred_keeper', 'case_figures', 'resolve_paths', 'run_inputs', 'prob_saver', 'result_record',
-           'prompt_record', 'write_outputs', 'video_runs', 'video_rows', 'video_summary', 'evaluate',
-           'sweep_checkpoints', 'best_row', 'evaluate_checkpoints', 'sweep_row', 'checkpoint_plot', 'main',
-           'playground_view', 'playground']
+__all__ = ['FIT_IMAGES', 'FIT_SEED', 'HESSIAN_ORDERS', 'SIGMA_GRID', 'TUNE_ON', 'OUT_HINT', 'VIDEO_MODES', 'EvalError',
+           'process_pool', 'parallel_map', 'to_gray', 'FrangiConfig', 'hessians', 'frangi_terms', 'frangi_vesselness',
+           'frangi_prob', 'FrangiBaseline', 'fit_sample', 'fit_frangi', 'EvalSample', 'EvalSplit', 'split_problems',
+           'valid_split', 'read_mask_pairs', 'predict_probs', 'run_split', 'overlay', 'error_map', 'six_panel',
+           'fig_png', 'save_figure', 'ProbaModel', 'find_checkpoint', 'provenance', 'checkpoint_model', 'frangi_model',
+           'load_eval_model', 'model_prompt', 'model_line', 'images_fingerprint', 'leakage_record', 'EvalConfig',
+           'check_config', 'tuning_split', 'pick_threshold', 'write_csv', 'jsonable', 'public_provenance', 'curve_rows',
+           'pred_keeper', 'case_figures', 'resolve_paths', 'run_inputs', 'prob_saver', 'result_record', 'prompt_record',
+           'write_outputs', 'video_runs', 'video_rows', 'video_summary', 'evaluate', 'sweep_checkpoints', 'best_row',
+           'evaluate_checkpoints', 'sweep_row', 'checkpoint_plot', 'main', 'playground_view', 'playground']
 
 # %% ../nbs/09_eval.ipynb #a0d6b2e4
 class EvalError(UserError, ValueError):
@@ -336,8 +335,7 @@ def save_figure(fig, path:str|Path):
     write_bytes(path, fig_png(fig)); return Path(path)
 
 # %% ../nbs/09_eval.ipynb #3323d381
-from .dataset import DEFAULT_TEXT, prompt_for, training_text
-DEFAULT_PROMPT = prompt_for(DEFAULT_TEXT)   # "Please segment the blood vessel."
+from .dataset import DEFAULT_PROMPT, prompt_for, training_text
 
 class ProbaModel:
     "A `VesselPredictor` as a `predict_proba(image)` model; the prompt is an attribute, with where it came from."

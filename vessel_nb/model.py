@@ -19,7 +19,7 @@ from fastcore.basics import patch
 
 from .core import (UserError, KeyMismatch, setting, staged, strict_match, write_json, write_checksums,
                             verify_checksums, digest, _show)
-from .dataset import DataConfig, load_image, internvl_tiles, sam_image, display_name
+from .dataset import DataConfig, load_image, internvl_tiles, sam_image, display_name, DEFAULT_PROMPT
 
 # %% auto #0
 __all__ = ['GROUPS', 'SA2VA_TRAIN', 'TINY_TRAIN', 'SEG_TOKEN', 'IMG_START', 'IMG_END', 'IMG_CONTEXT', 'CHAT_TOKENS',
@@ -765,7 +765,7 @@ class VesselPredictor:
         d = self.model.cfg.data
         return self.collator.encode([(d.chat_user.format(question=d.image_token + "\n" + prompt), False)], n_tiles, "prompt")[0]
 
-    def predict(self, image, prompt:str="Please segment the blood vessel.") -> Prediction:
+    def predict(self, image, prompt:str=DEFAULT_PROMPT) -> Prediction:
         "Segment one image (path, PIL or uint8 array; grey is fine)."
         return self.predict_batch([image], [prompt])[0]
 
@@ -832,7 +832,7 @@ def _generate(self:VesselPredictor, x:dict) -> tuple:
 
 @patch
 @torch.no_grad()
-def predict_batch(self:VesselPredictor, images:list, prompts:list|str="Please segment the blood vessel.") -> list:
+def predict_batch(self:VesselPredictor, images:list, prompts:list|str=DEFAULT_PROMPT) -> list:
     "Segment a list of images; one `Prediction` each."
     m, tok = self.model, self.model.tokenizer
     imgs = [to_rgb(x) for x in images]
@@ -970,7 +970,7 @@ VIDEO_MODES = ("propagate", "per_frame")
 
 @patch
 def predict_video(self:VesselPredictor, frames,   # iterable of frames: paths, PIL images or uint8 arrays
-                  prompt:str="Please segment the blood vessel.",
+                  prompt:str=DEFAULT_PROMPT,
                   key_frames=(0,),                # frames whose [SEG] prompts SAM2 (the language model runs on these only)
                   mode:str="propagate",           # "propagate" (SAM2 memory) or "per_frame" (each frame alone)
                   prefetch:int=4):                # frames read ahead in a thread
